@@ -1,0 +1,122 @@
+/** @module The head's control plane: node registry and death detection, driver liveness, infeasible demand. */
+import { hostname } from 'node:os';
+import { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import { connect, waitForRedis } from '../runtime/internal/redis';
+import { Keys, PROTOCOL_VERSION, taskQueueName, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
+import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
+import { isFeasible } from './policy';
+import type { Redis } from 'ioredis';
+
+export interface HeadOptions {
+  address: string;
+  keys: Keys;
+  /** A node that has not sent a heartbeat for this long is dead. @default 10000 */
+  nodeTimeoutMs?: number;
+  /** A driver that has not sent a heartbeat for this long is dead; its objects are freed. @default 10000 */
+  driverTimeoutMs?: number;
+  logger: Logger;
+}
+
+/**
+ * All of the head's state is in Redis, so a restarted head carries on where the
+ * last one stopped; node agents and drivers never wait on it to run tasks.
+ */
+export class Head {
+  private readonly redis: Redis & ObjectCommands;
+  private readonly keys: Keys;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly queues = new Map<string, Queue>();
+  readonly nodeTimeoutMs: number;
+  readonly driverTimeoutMs: number;
+
+  constructor(private readonly o: HeadOptions) {
+    this.keys = o.keys;
+    this.nodeTimeoutMs = o.nodeTimeoutMs ?? 10_000;
+    this.driverTimeoutMs = o.driverTimeoutMs ?? 10_000;
+    this.redis = withCommands(connect(o.address, { name: 'nodus:head' }));
+    this.redis.on('error', (err) => o.logger.warn({ err: err.message }, 'redis connection error'));
+  }
+
+  async start(): Promise<HeadInfo> {
+    await waitForRedis(this.redis, this.o.address);
+    const info: HeadInfo = { pid: process.pid, host: hostname(), startedAt: Date.now(), version: PROTOCOL_VERSION, nodeTimeoutMs: this.nodeTimeoutMs };
+    await this.redis.hset(this.keys.head, info as unknown as Record<string, string>);
+    const every = (ms: number, fn: () => Promise<void>) => {
+      let busy = false;
+      const t = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        fn()
+          .catch((err) => this.o.logger.warn({ err: String(err) }, 'head check failed'))
+          .finally(() => (busy = false));
+      }, ms);
+      this.timers.push(t);
+    };
+    every(Math.max(100, Math.min(1000, this.nodeTimeoutMs / 4)), () => this.checkNodes());
+    every(Math.max(100, Math.min(1000, this.driverTimeoutMs / 4)), () => this.checkDrivers());
+    every(1000, () => this.checkInfeasible());
+    every(1000, () => this.redis.hset(this.keys.head, 'beat', Date.now()).then(() => undefined));
+    this.o.logger.info({ address: this.o.address, nodeTimeoutMs: this.nodeTimeoutMs }, 'head started');
+    return info;
+  }
+
+  /** Marks nodes whose heartbeats stopped as dead; their resources leave the cluster totals. */
+  async checkNodes(): Promise<void> {
+    const cutoff = Date.now() - this.nodeTimeoutMs;
+    const stale = await this.redis.zrangebyscore(this.keys.nodeHeartbeats, '-inf', cutoff);
+    for (const id of stale) {
+      const raw = await this.redis.hget(this.keys.nodes, id);
+      await this.redis.zrem(this.keys.nodeHeartbeats, id);
+      if (!raw) continue;
+      const node = JSON.parse(raw) as NodeInfo;
+      if (node.state === 'dead') continue;
+      const dead: NodeInfo = { ...node, state: 'dead', diedAt: Date.now(), deathReason: `no heartbeat for ${this.nodeTimeoutMs} ms`, running: 0, free: {} };
+      await this.redis.hset(this.keys.nodes, id, JSON.stringify(dead));
+      this.o.logger.warn({ node: id, host: node.host }, 'node missed its heartbeats: marked dead');
+    }
+  }
+
+  /** A driver that died without shutdown(): free every object it owns or holds. */
+  async checkDrivers(): Promise<void> {
+    const stale = await this.redis.zrangebyscore(this.keys.driverHeartbeats, '-inf', Date.now() - this.driverTimeoutMs);
+    for (const id of stale) {
+      const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
+      await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
+      this.o.logger.warn({ driver: id, freed }, 'driver died without shutdown: freed its objects');
+    }
+  }
+
+  /** Records shapes with queued tasks that no alive node could ever run, for `nodus status`. */
+  async checkInfeasible(): Promise<void> {
+    const shapes = await this.redis.hgetall(this.keys.shapes);
+    const nodes = (await this.redis.hvals(this.keys.nodes)).map((s) => JSON.parse(s) as NodeInfo);
+    for (const [shape, raw] of Object.entries(shapes)) {
+      const demand = JSON.parse(raw) as Resources;
+      const waiting = await this.queue(shape).getWaitingCount();
+      if (waiting > 0 && !isFeasible(demand, nodes)) {
+        const prev = await this.redis.hget(this.keys.infeasible, shape);
+        const since = prev ? (JSON.parse(prev) as { since: number }).since : Date.now();
+        await this.redis.hset(this.keys.infeasible, shape, JSON.stringify({ demand, waiting, since }));
+      } else {
+        await this.redis.hdel(this.keys.infeasible, shape);
+      }
+    }
+  }
+
+  private queue(shape: string): Queue {
+    let q = this.queues.get(shape);
+    if (!q) {
+      q = new Queue(taskQueueName(shape), { connection: this.redis, prefix: this.keys.bullPrefix });
+      this.queues.set(shape, q);
+    }
+    return q;
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await this.redis.hdel(this.keys.head, 'pid').catch(() => undefined);
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}

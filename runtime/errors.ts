@@ -1,0 +1,148 @@
+/** @module Error classes of the public API; each has a stable `code` and survives a trip between processes. */
+
+const BRAND = Symbol.for('nodus.error');
+
+/** Base class of every error nodus throws. `code` is stable; `retryable` says whether trying again may help. */
+export class NodusError extends Error {
+  readonly code: string = 'NODUS_ERROR';
+  readonly retryable: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    (this as unknown as Record<symbol, boolean>)[BRAND] = true;
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // Works across duplicate copies of the package: compare by brand and name chain.
+    if (this === NodusError) return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+}
+
+/** An option or configuration value was wrong; the message lists what is valid. */
+export class ConfigError extends NodusError {
+  override readonly code = 'CONFIG';
+}
+
+/** A value could not be serialized (a function, a symbol, a class instance with a method-only state...). */
+export class SerializationError extends NodusError {
+  override readonly code = 'SERIALIZATION';
+}
+
+/**
+ * A remote task threw. `remoteName`, `message` and `remoteStack` come from the
+ * worker; `cause` is the original error rebuilt in this process.
+ *
+ * @example
+ * try { await get(ref) } catch (e) { if (e instanceof TaskError) console.error(e.cause) }
+ */
+export class TaskError extends NodusError {
+  override readonly code = 'TASK_ERROR';
+  constructor(
+    message: string,
+    readonly taskName: string,
+    readonly remoteName: string,
+    readonly remoteStack: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The worker process running a task died (killed, exited, out of memory) more often than `maxRetries` allows. */
+export class WorkerCrashedError extends NodusError {
+  override readonly code = 'WORKER_CRASHED';
+  override readonly retryable = true;
+}
+
+/** `get` ran out of time before the objects were ready. The tasks keep running. */
+export class GetTimeoutError extends NodusError {
+  override readonly code = 'GET_TIMEOUT';
+  override readonly retryable = true;
+}
+
+/** The task was cancelled with `cancel()` before it finished. */
+export class TaskCancelledError extends NodusError {
+  override readonly code = 'TASK_CANCELLED';
+}
+
+/** The object is gone: its owner released it or died. */
+export class ObjectLostError extends NodusError {
+  override readonly code = 'OBJECT_LOST';
+}
+
+/** The runtime is not connected: call init() first, or it was shut down. */
+export class NotInitializedError extends NodusError {
+  override readonly code = 'NOT_INITIALIZED';
+}
+
+/** The cluster could not be started or reached. */
+export class ClusterError extends NodusError {
+  override readonly code = 'CLUSTER';
+  override readonly retryable = true;
+}
+
+/** A failure as it travels between processes (Temporal's Failure vs Error split). */
+export interface SerializedFailure {
+  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system';
+  /** Name of the task that failed (or whose argument failed). */
+  task: string;
+  name: string;
+  message: string;
+  stack?: string;
+  /** Own enumerable fields of the original error that could be carried (code, errno...). */
+  props?: Record<string, unknown>;
+  cause?: SerializedFailure;
+}
+
+const MAX_CAUSE_DEPTH = 8;
+
+/** Turns a thrown value into plain data that msgpack can carry. */
+export function toFailure(err: unknown, kind: SerializedFailure['kind'], task: string, depth = 0): SerializedFailure {
+  if (err instanceof Error) {
+    const props: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(err)) {
+      if (k === 'cause' || typeof v === 'function' || typeof v === 'symbol') continue;
+      if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) props[k] = v;
+    }
+    const failure: SerializedFailure = { kind, task, name: err.name, message: err.message, stack: err.stack, props };
+    if (err.cause !== undefined && depth < MAX_CAUSE_DEPTH) failure.cause = toFailure(err.cause, kind, task, depth + 1);
+    return failure;
+  }
+  return { kind, task, name: 'Error', message: typeof err === 'string' ? err : `non-Error value thrown: ${safeString(err)}` };
+}
+
+function safeString(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** Rebuilds the user's error (same name, message, stack, fields and cause chain). */
+function rebuildCause(f: SerializedFailure): Error {
+  const e = new Error(f.message);
+  e.name = f.name;
+  if (f.stack) e.stack = f.stack;
+  Object.assign(e, f.props ?? {});
+  if (f.cause) (e as Error & { cause?: unknown }).cause = rebuildCause(f.cause);
+  return e;
+}
+
+/** Turns a failure that came back from the cluster into the error `get` throws. */
+export function fromFailure(f: SerializedFailure): NodusError {
+  switch (f.kind) {
+    case 'crash':
+      return new WorkerCrashedError(f.message);
+    case 'cancelled':
+      return new TaskCancelledError(f.message);
+    case 'lost':
+      return new ObjectLostError(f.message);
+    case 'system':
+      return new NodusError(f.message);
+    default: {
+      const cause = rebuildCause(f);
+      return new TaskError(`task ${f.task} failed: ${f.name}: ${f.message}`, f.task, f.name, f.stack, { cause });
+    }
+  }
+}

@@ -1,0 +1,599 @@
+/** @module The per-process runtime (Ray's "core worker"): submits tasks, tracks references, gets and puts objects. */
+import { hostname } from 'node:os';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { isFeasible, largestNode } from '../../head/policy';
+import { GetTimeoutError, NotInitializedError, ObjectLostError, type SerializedFailure } from '../errors';
+import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
+import type { ResolvedRemoteOptions } from '../options';
+import {
+  INLINE_RESULT_BYTES,
+  Keys,
+  PROTOCOL_VERSION,
+  ValueTag,
+  shapeKey,
+  taskQueueName,
+  type ControlMessage,
+  type DriverInfo,
+  type FunctionDescriptor,
+  type LogMessage,
+  type NodeInfo,
+  type Resources,
+  type TaskJob,
+} from '../protocol';
+import { withCommands } from '../protocol/commands';
+import { setContext, type RuntimeContext } from './global';
+import { failureBytes, fromStored, newId, readStored, toStoredForm, writeChunks, type CommandClient } from './object-store';
+import { connect, waitForRedis } from './redis';
+import { decode, encode } from './serialization';
+
+export interface ContextConfig {
+  address: string;
+  keys: Keys;
+  role: 'driver' | 'worker';
+  /** This process's id: inbox, held references, and (for a driver) owner of its objects. */
+  procId: string;
+  logToDriver: boolean;
+  /** Called at shutdown, e.g. to stop a local cluster this driver started. */
+  onShutdown?: () => Promise<void>;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+interface PendingTask {
+  done: Deferred;
+  name: string;
+  shape: string;
+  /** Keeps argument refs alive (and so held) until the task has finished with them. */
+  args: unknown[];
+  enqueued: boolean;
+  cancelled: boolean;
+}
+
+interface QueuedJob {
+  shape: string;
+  demand: Resources;
+  job: TaskJob;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How often a driver says it is alive; the head frees a driver's objects after several missed beats. */
+const DRIVER_HEARTBEAT_MS = 1000;
+/** Cluster node list cache for infeasibility warnings. */
+const NODES_TTL_MS = 1000;
+
+export class CoreContext implements RuntimeContext {
+  readonly redis: CommandClient;
+  readonly keys: Keys;
+  readonly procId: string;
+  readonly role: 'driver' | 'worker';
+  /** Root driver that owns what this process creates; a worker sets it per task. */
+  ownerId: string;
+  /** Set by a worker process while a task runs, for getRuntimeContext(). */
+  current: { taskId?: string; nodeId?: string } = {};
+
+  private blocking: Redis | undefined;
+  private sub: Redis | undefined;
+  private readonly queues = new Map<string, Queue>();
+  private readonly pending = new Map<string, PendingTask>();
+  private readonly local = new Map<string, Buffer>();
+  private readonly counts = new Map<string, number>();
+  private readonly held = new Set<string>();
+  private readonly finalizer = new FinalizationRegistry<string>((id) => this.dropInstance(id));
+  private refOps: string[] = [];
+  private creates: string[] = [];
+  private jobs: QueuedJob[] = [];
+  private flushScheduled = false;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly knownShapes = new Set<string>();
+  private readonly warnedShapes = new Set<string>();
+  private nodesCache: { at: number; nodes: NodeInfo[] } | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private inboxStarted = false;
+  private closed = false;
+
+  private constructor(private readonly config: ContextConfig) {
+    this.keys = config.keys;
+    this.procId = config.procId;
+    this.role = config.role;
+    this.ownerId = config.procId;
+    this.redis = withCommands(connect(config.address, { name: `nodus:${config.role}:${config.procId}` }));
+    // A lost connection must not crash the process: ioredis reconnects, commands wait.
+    this.redis.on('error', () => undefined);
+  }
+
+  /** Connects to the cluster and, for a driver, registers it and starts its inbox, logs and heartbeat. */
+  static async connect(config: ContextConfig): Promise<CoreContext> {
+    const ctx = new CoreContext(config);
+    try {
+      await waitForRedis(ctx.redis, config.address);
+      if (config.role === 'driver') {
+        const info: DriverInfo = { id: ctx.procId, pid: process.pid, host: hostname(), startedAt: Date.now() };
+        await ctx.redis
+          .multi()
+          .hset(ctx.keys.drivers, ctx.procId, JSON.stringify(info))
+          .zadd(ctx.keys.driverHeartbeats, Date.now(), ctx.procId)
+          .exec();
+        ctx.heartbeat = setInterval(() => {
+          ctx.redis.zadd(ctx.keys.driverHeartbeats, Date.now(), ctx.procId).catch(() => undefined);
+        }, DRIVER_HEARTBEAT_MS);
+        ctx.heartbeat.unref();
+        ctx.startInbox();
+        if (config.logToDriver) await ctx.subscribeLogs();
+      }
+    } catch (err) {
+      ctx.redis.disconnect();
+      throw err;
+    }
+    return ctx;
+  }
+
+  // ---------------------------------------------------------------- references
+
+  /** Makes a tracked ref. `alreadyHeld`: this process's reference was counted when the object was created. */
+  makeRef<T>(id: string, alreadyHeld: boolean): ObjectRef<T> {
+    const ref = new ObjectRef<T>(id);
+    this.finalizer.register(ref, id);
+    this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
+    if (!this.held.has(id)) {
+      this.held.add(id);
+      if (!alreadyHeld) this.queueRefOp('h', id);
+    }
+    return ref;
+  }
+
+  refFromWire(id: string): ObjectRef {
+    return this.makeRef(id, false);
+  }
+
+  private dropInstance(id: string): void {
+    const n = (this.counts.get(id) ?? 1) - 1;
+    if (n > 0) {
+      this.counts.set(id, n);
+      return;
+    }
+    this.counts.delete(id);
+    this.local.delete(id);
+    if (this.held.delete(id) && !this.closed) this.queueRefOp('r', id);
+  }
+
+  private queueRefOp(op: 'h' | 'r', id: string): void {
+    this.refOps.push(op, id);
+    this.scheduleFlush();
+  }
+
+  // ---------------------------------------------------------------- submission
+
+  /** Submits a task; returns its ref at once. Bad arguments throw here, at the call site. */
+  submit(fn: FunctionDescriptor, args: unknown[], opts: ResolvedRemoteOptions): ObjectRef {
+    if (this.closed) throw new NotInitializedError('the runtime was shut down: call init() again before submitting tasks.');
+    const name = opts.name ?? fn.name;
+    const enc = encode(args, `argument of ${name}.remote()`);
+    const id = newId();
+    const ref = this.makeRef(id, true);
+    const shape = shapeKey(opts.demand);
+    const entry: PendingTask = { done: deferred(), name, shape, args, enqueued: false, cancelled: false };
+    this.pending.set(id, entry);
+    this.creates.push(id);
+    this.startInbox();
+    const job: TaskJob = {
+      v: PROTOCOL_VERSION,
+      id,
+      fn: { ...fn, name },
+      args: null,
+      argsRef: null,
+      owner: this.ownerId,
+      caller: this.procId,
+      demand: opts.demand,
+      maxRetries: opts.maxRetries,
+    };
+    const deps = args.filter(isObjectRef).map((r) => r.id);
+    if (enc.bytes.length > INLINE_RESULT_BYTES) {
+      // Large arguments go to the object store (as Ray does) rather than into the queue.
+      const argsRef = this.putEncoded(enc.bytes, enc.refs);
+      entry.args.push(argsRef);
+      job.argsRef = argsRef.id;
+      deps.push(argsRef.id);
+    } else {
+      job.args = enc.bytes.toString('base64');
+    }
+    if (!deps.length) this.enqueue(entry, { shape, demand: opts.demand, job });
+    else this.enqueueWhenReady(entry, { shape, demand: opts.demand, job }, deps);
+    this.scheduleFlush();
+    return ref;
+  }
+
+  private enqueue(entry: PendingTask, queued: QueuedJob): void {
+    if (entry.cancelled) return;
+    entry.enqueued = true;
+    this.jobs.push(queued);
+    this.scheduleFlush();
+  }
+
+  /** Ray resolves a task's dependencies before it is scheduled, so a waiting task never holds a worker. */
+  private async enqueueWhenReady(entry: PendingTask, queued: QueuedJob, deps: string[]): Promise<void> {
+    try {
+      for (const dep of deps) {
+        const failure = await this.dependencyFailure(dep);
+        if (failure) {
+          await this.settleWith(queued.job.id, failure);
+          return;
+        }
+      }
+      this.enqueue(entry, queued);
+    } catch (err) {
+      if (!this.closed) await this.settleWith(queued.job.id, failureBytes(systemFailure(entry.name, err)));
+    }
+  }
+
+  /** Waits for an object to exist; returns its stored bytes when it holds a failure, else null. */
+  private async dependencyFailure(id: string): Promise<Buffer | null> {
+    const p = this.pending.get(id);
+    if (p) await p.done.promise;
+    const local = this.local.get(id);
+    if (local) return local[0] === ValueTag.Error ? local : null;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
+      if (this.closed) throw new NotInitializedError('runtime shut down');
+      // The first byte tells a failure from a value without reading a large value.
+      const [[, tag], [, exists]] = (await this.redis.multi().getrange(this.keys.value(id), 0, 0).exists(this.keys.meta(id)).exec()) as [[null, string], [null, number]];
+      if (tag === String.fromCharCode(ValueTag.Error)) return readStored(this.redis, this.keys, id);
+      if (tag) return null;
+      if (!exists) return failureBytes({ kind: 'lost', task: '?', name: 'ObjectLostError', message: lostMessage(id) });
+      await sleep(delay);
+    }
+  }
+
+  /** Ends a task without running it (a failed dependency, a cancel before dispatch). */
+  private async settleWith(id: string, bytes: Buffer): Promise<void> {
+    const note = encode([id, bytes]).bytes;
+    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(this.procId), bytes, note, 0);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // setImmediate, not a microtask: a loop of .remote() calls lands in one batch.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushing = this.flushing.then(() => this.flush()).catch((err) => {
+        if (!this.closed) console.error('[nodus] could not submit to Redis:', err);
+      });
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const creates = this.creates;
+    const jobs = this.jobs;
+    const refOps = this.refOps;
+    this.creates = [];
+    this.jobs = [];
+    this.refOps = [];
+    const work: Promise<unknown>[] = [];
+    // Order matters and holds: one connection, commands issued in this order.
+    if (creates.length) work.push(this.redis.nodusCreate(this.keys.prefix, this.ownerId, this.procId, ...creates));
+    const byShape = new Map<string, QueuedJob[]>();
+    for (const q of jobs) {
+      const list = byShape.get(q.shape);
+      if (list) list.push(q);
+      else byShape.set(q.shape, [q]);
+    }
+    for (const [shape, list] of byShape) {
+      if (!this.knownShapes.has(shape)) {
+        this.knownShapes.add(shape);
+        work.push(this.redis.hset(this.keys.shapes, shape, JSON.stringify(list[0].demand)));
+        work.push(this.checkFeasible(shape, list[0].demand, list[0].job.fn.name));
+      }
+      work.push(
+        this.queue(shape).addBulk(
+          list.map(({ job }) => ({
+            name: job.fn.name,
+            data: job,
+            opts: { jobId: job.id, attempts: Math.min(job.maxRetries + 1, 2 ** 31 - 1), removeOnComplete: true, removeOnFail: true },
+          })),
+        ),
+      );
+      work.push(this.redis.publish(this.keys.wakeChannel, shape));
+    }
+    if (refOps.length) work.push(this.redis.nodusRefs(this.keys.prefix, this.procId, ...refOps));
+    await Promise.all(work);
+  }
+
+  private queue(shape: string): Queue {
+    let q = this.queues.get(shape);
+    if (!q) {
+      q = new Queue(taskQueueName(shape), { connection: this.redis, prefix: this.keys.bullPrefix });
+      q.on('error', () => undefined);
+      this.queues.set(shape, q);
+    }
+    return q;
+  }
+
+  async clusterNodes(maxAgeMs = NODES_TTL_MS): Promise<NodeInfo[]> {
+    if (this.nodesCache && Date.now() - this.nodesCache.at < maxAgeMs) return this.nodesCache.nodes;
+    const raw = await this.redis.hvals(this.keys.nodes);
+    const nodes = raw.map((s) => JSON.parse(s) as NodeInfo);
+    this.nodesCache = { at: Date.now(), nodes };
+    return nodes;
+  }
+
+  /** Warns the submitter when no node in the cluster could ever run a task of this shape. */
+  private async checkFeasible(shape: string, demand: Resources, name: string): Promise<void> {
+    const nodes = await this.clusterNodes();
+    if (isFeasible(demand, nodes)) return;
+    await this.redis.hset(this.keys.infeasible, shape, JSON.stringify({ demand, task: name, since: Date.now() }));
+    if (this.warnedShapes.has(shape)) return;
+    this.warnedShapes.add(shape);
+    const biggest = largestNode(nodes);
+    const flags = Object.entries(demand)
+      .map(([k, v]) => (k === 'CPU' ? `--num-cpus ${v}` : k === 'GPU' ? `--num-gpus ${v}` : `--resources '{"${k}":${v}}'`))
+      .join(' ');
+    console.warn(
+      `[nodus] warning: task ${name} needs ${fmtResources(demand)}, but no node in the cluster has that much ` +
+        `(${biggest ? `largest node: ${fmtResources(biggest)}` : 'no node is alive'}). ` +
+        `It stays queued until a node that fits joins: npx nodus worker join --address <head> ${flags}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- results
+
+  private startInbox(): void {
+    if (this.inboxStarted || this.closed) return;
+    this.inboxStarted = true;
+    this.blocking = connect(this.config.address, { blocking: true, name: `nodus:inbox:${this.procId}` });
+    this.blocking.on('error', () => undefined);
+    void this.inboxLoop(this.blocking);
+  }
+
+  private async inboxLoop(conn: Redis): Promise<void> {
+    const key = this.keys.inbox(this.procId);
+    while (!this.closed) {
+      try {
+        // Capped at 2 s so that shutdown never waits on a blocked connection for long.
+        const res = (await conn.callBuffer('BLMPOP', 2, 1, key, 'LEFT', 'COUNT', 1000)) as [Buffer, Buffer[]] | null;
+        if (!res) continue;
+        for (const raw of res[1]) {
+          const [id, inline] = decode<[string, Buffer | null]>(raw);
+          this.onCompletion(id, inline);
+        }
+      } catch {
+        if (this.closed) return;
+        await sleep(100);
+      }
+    }
+  }
+
+  private onCompletion(id: string, inline: Buffer | null): void {
+    const entry = this.pending.get(id);
+    if (!entry) return; // a duplicate (a retried task), or not ours
+    this.pending.delete(id);
+    if (inline && this.counts.has(id)) this.local.set(id, inline);
+    entry.done.resolve();
+  }
+
+  /** get(ref) or get([refs]): waits for values; throws the task's error, GetTimeoutError or ObjectLostError. */
+  async get(input: unknown, timeoutMs: number | undefined): Promise<unknown> {
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    if (Array.isArray(input)) {
+      input.forEach((r, i) => checkRef(r, `get([...]) element ${i}`));
+      const all = await Promise.all((input as ObjectRef[]).map((r) => this.readBytes(r, deadline, timeoutMs, input.length)));
+      return all.map((b) => fromStored(b));
+    }
+    checkRef(input, 'get()');
+    return fromStored(await this.readBytes(input as ObjectRef, deadline, timeoutMs, 1));
+  }
+
+  private async readBytes(ref: ObjectRef, deadline: number, timeoutMs: number | undefined, of: number): Promise<Buffer> {
+    const id = ref.id;
+    const p = this.pending.get(id);
+    if (p) {
+      if (deadline === Infinity) await p.done.promise;
+      else {
+        let timer: NodeJS.Timeout | undefined;
+        const expired = await Promise.race([
+          p.done.promise.then(() => false),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), Math.max(0, deadline - Date.now())))),
+        ]);
+        clearTimeout(timer);
+        if (expired) throw timeoutError(timeoutMs, of, p.name);
+      }
+    }
+    const local = this.local.get(id);
+    if (local) return local;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
+      const bytes = await readStored(this.redis, this.keys, id);
+      if (bytes) return bytes;
+      if (!(await this.redis.exists(this.keys.meta(id)))) throw new ObjectLostError(lostMessage(id));
+      if (Date.now() >= deadline) throw timeoutError(timeoutMs, of, undefined);
+      if (this.closed) throw new NotInitializedError('the runtime was shut down while get() waited.');
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+    }
+  }
+
+  /** Resolves when `numReturns` refs are ready or the timeout passes; keeps the input order in both lists. */
+  async wait(refs: ObjectRef[], numReturns: number, timeoutMs: number | undefined): Promise<[ObjectRef[], ObjectRef[]]> {
+    refs.forEach((r, i) => checkRef(r, `wait() element ${i}`));
+    const ready = new Set<string>();
+    let stop = false;
+    let wake!: () => void;
+    const enough = new Promise<void>((r) => (wake = r));
+    const mark = (id: string) => {
+      ready.add(id);
+      if (ready.size >= numReturns) wake();
+    };
+    const borrowed: string[] = [];
+    for (const r of refs) {
+      const p = this.pending.get(r.id);
+      if (p) p.done.promise.then(() => mark(r.id));
+      else if (this.local.has(r.id)) mark(r.id);
+      else borrowed.push(r.id);
+    }
+    if (borrowed.length) {
+      void (async () => {
+        for (let delay = 1; !stop && !this.closed; delay = Math.min(delay * 2, 50)) {
+          const pipe = this.redis.pipeline();
+          const ids = borrowed.filter((id) => !ready.has(id));
+          if (!ids.length) return;
+          ids.forEach((id) => pipe.exists(this.keys.value(id)));
+          const res = (await pipe.exec()) ?? [];
+          res.forEach(([, n], i) => n && mark(ids[i]));
+          await sleep(delay);
+        }
+      })().catch(() => undefined);
+    }
+    if (ready.size < numReturns) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = timeoutMs === undefined ? null : new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)));
+      await (timeout ? Promise.race([enough, timeout]) : enough);
+      clearTimeout(timer);
+    }
+    stop = true;
+    // Ray returns at most numReturns ready refs, in input order.
+    const readyList: ObjectRef[] = [];
+    const notReady: ObjectRef[] = [];
+    for (const r of refs) (ready.has(r.id) && readyList.length < numReturns ? readyList : notReady).push(r);
+    return [readyList, notReady];
+  }
+
+  /**
+   * put(value): stores a value and returns a ref to it. Not an async function on purpose:
+   * an async function's promise would adopt the (awaitable) ref and resolve to its value.
+   */
+  put<T>(value: T): Promise<ObjectRef<T>> {
+    if (this.closed) return Promise.reject(new NotInitializedError('the runtime was shut down: call init() again before put().'));
+    let ref: ObjectRef<T>;
+    try {
+      const enc = encode(value, 'put() value');
+      ref = this.putEncoded(enc.bytes, enc.refs) as ObjectRef<T>;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const written = this.lastPut;
+    return new Promise((resolve, reject) => written.then(() => resolveWithRef(resolve, ref), reject));
+  }
+
+  private lastPut: Promise<unknown> = Promise.resolve();
+
+  /** Stores encoded bytes under a new id; the ref is usable at once (its write is ordered before later commands). */
+  private putEncoded(bytes: Buffer, innerRefs: string[]): ObjectRef {
+    const id = newId();
+    const form = toStoredForm(bytes);
+    const ref = this.makeRef(id, true);
+    const write = async () => {
+      await writeChunks(this.redis, this.keys, id, form.chunks);
+      await this.redis.nodusPut(this.keys.prefix, this.ownerId, this.procId, id, form.head, form.chunks.length, ...innerRefs);
+    };
+    this.lastPut = form.chunks.length ? write() : this.redis.nodusPut(this.keys.prefix, this.ownerId, this.procId, id, form.head, 0, ...innerRefs);
+    return ref;
+  }
+
+  // ---------------------------------------------------------------- cancel
+
+  /** Cancels a task this process submitted: dequeued if waiting, its worker process killed if running. */
+  async cancel(ref: ObjectRef, force: boolean): Promise<void> {
+    checkRef(ref, 'cancel()');
+    const entry = this.pending.get(ref.id);
+    if (!entry || entry.cancelled) return;
+    entry.cancelled = true;
+    const failure = failureBytes({ kind: 'cancelled', task: entry.name, name: 'TaskCancelledError', message: `task ${entry.name} was cancelled` });
+    if (!entry.enqueued) {
+      await this.settleWith(ref.id, failure);
+      return;
+    }
+    await this.flushing;
+    await this.redis.set(`${this.keys.cancelled}:${ref.id}`, '1', 'EX', 3600);
+    const removed = await this.queue(entry.shape).remove(ref.id).catch(() => 0);
+    if (removed) await this.settleWith(ref.id, failure);
+    else await this.redis.publish(this.keys.controlChannel, JSON.stringify({ type: 'cancel', id: ref.id, force } satisfies ControlMessage));
+  }
+
+  // ---------------------------------------------------------------- logs
+
+  private async subscribeLogs(): Promise<void> {
+    this.sub = connect(this.config.address, { blocking: true, name: `nodus:logs:${this.procId}` });
+    this.sub.on('error', () => undefined);
+    this.sub.on('message', (_channel: string, raw: string) => {
+      const msgs = JSON.parse(raw) as LogMessage[];
+      for (const m of msgs) {
+        const out = m.stream === 'stderr' ? process.stderr : process.stdout;
+        const prefix = out.isTTY ? `\x1b[36m${m.prefix}\x1b[0m` : m.prefix;
+        const text = m.text.endsWith('\n') ? m.text.slice(0, -1) : m.text;
+        out.write(text.split('\n').map((l) => `${prefix} ${l}`).join('\n') + '\n');
+      }
+    });
+    await this.sub.subscribe(this.keys.logs(this.procId));
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Frees what this process owns and holds, and closes its connections. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    await this.flushing.catch(() => undefined);
+    await this.lastPut.catch(() => undefined);
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    try {
+      await this.redis.nodusFreeProc(this.keys.prefix, this.procId, this.role === 'driver' ? '1' : '0');
+      if (this.role === 'driver') {
+        await this.redis.multi().hdel(this.keys.drivers, this.procId).zrem(this.keys.driverHeartbeats, this.procId).exec();
+      }
+    } catch {
+      // Redis already gone (a local cluster stopped first): nothing left to free.
+    }
+    for (const entry of this.pending.values()) entry.done.resolve();
+    this.pending.clear();
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    this.blocking?.disconnect();
+    this.sub?.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+    setContext(undefined);
+    await this.config.onShutdown?.();
+  }
+
+  /** For tests and status: how many refs this process holds. */
+  heldCount(): number {
+    return this.held.size;
+  }
+}
+
+function checkRef(value: unknown, where: string): void {
+  if (!isObjectRef(value)) {
+    throw new TypeError(`${where} takes ObjectRefs (from f.remote() or put()), got ${value === null ? 'null' : typeof value}.`);
+  }
+}
+
+function timeoutError(timeoutMs: number | undefined, of: number, name: string | undefined): GetTimeoutError {
+  return new GetTimeoutError(
+    `get() timed out after ${timeoutMs} ms waiting for ${of === 1 ? 'an object' : `${of} objects`}${name ? ` (task ${name})` : ''}. ` +
+      'The tasks keep running: call get() again, raise the timeout, or cancel() them.',
+  );
+}
+
+function lostMessage(id: string): string {
+  return `Object ${id} is gone: the driver that owned it released it or died. Keep a reference to the ObjectRef while you need its value.`;
+}
+
+function systemFailure(task: string, err: unknown): SerializedFailure {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { kind: 'system', task, name: e.name, message: e.message, stack: e.stack };
+}
+
+function fmtResources(r: Resources): string {
+  return `{${Object.entries(r)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(', ')}}`;
+}

@@ -1,0 +1,194 @@
+/** @module Starts cluster processes: redis-server, the head and node agents. Used by the CLI, init() and the tests. */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdirSync, openSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { delimiter, join, resolve } from 'node:path';
+import { ClusterError } from '../errors';
+import type { Resources } from '../protocol';
+import { connect, waitForRedis } from './redis';
+
+/** The exact command that installs Redis, for error messages. */
+export const REDIS_INSTALL_HINT =
+  'sudo apt-get install -y redis-server   (Debian/Ubuntu; as root without sudo)   or   brew install redis   (macOS)';
+
+/** Folder of the compiled package (dist/): worker, head and agent entry points are run from there. */
+export function distRoot(): string {
+  // runtime/internal -> package root. From the TypeScript sources (tests) the compiled copy is in <root>/dist.
+  const here = resolve(__dirname, '..', '..');
+  return __filename.endsWith('.ts') ? join(here, 'dist') : here;
+}
+
+export function entryPoint(name: 'head' | 'agent' | 'worker' | 'cli'): string {
+  const rel = { head: 'head/main.js', agent: 'workers/agent-main.js', worker: 'workers/worker-process.js', cli: 'scripts/cli.js' }[name];
+  return join(distRoot(), rel);
+}
+
+/** Finds redis-server on PATH (and the usual sbin folders), or throws naming the install command. */
+export function findRedisServer(): string {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin', '/opt/homebrew/bin'];
+  for (const d of dirs) {
+    const p = join(d, 'redis-server');
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      /* keep looking */
+    }
+  }
+  throw new ClusterError(`redis-server is not installed, and a nodus head needs it. Install it with:\n  ${REDIS_INSTALL_HINT}\nor point at a running Redis with --redis-url.`);
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+/** True if something accepts connections on host:port. */
+export function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((res) => {
+    const srv = createServer();
+    srv.once('error', () => res(true));
+    srv.listen(port, host, () => srv.close(() => res(false)));
+  });
+}
+
+export interface RedisServerOptions {
+  port: number;
+  bind?: string;
+  /** Working folder (dump files, logs). */
+  dir: string;
+  /** Leave it running after this process exits (`nodus start`). */
+  detached: boolean;
+  password?: string;
+}
+
+export interface StartedProcess {
+  process: ChildProcess;
+  pid: number;
+}
+
+/** Starts redis-server and waits until it answers. */
+export async function startRedisServer(o: RedisServerOptions): Promise<StartedProcess & { address: string }> {
+  const bin = findRedisServer();
+  mkdirSync(o.dir, { recursive: true });
+  const bind = o.bind ?? '127.0.0.1';
+  const args = ['--port', String(o.port), '--bind', bind, '--dir', o.dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
+  if (o.password) args.push('--requirepass', o.password);
+  const log = openSync(join(o.dir, `redis-${o.port}.log`), 'a');
+  const child = spawn(bin, args, { detached: o.detached, stdio: ['ignore', log, log] });
+  const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+  const address = `redis://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}${host}:${o.port}`;
+  const exited = new Promise<never>((_, rej) => child.once('exit', (code) => rej(new ClusterError(`redis-server exited at start (code ${code}); see ${join(o.dir, `redis-${o.port}.log`)}.`))));
+  const probe = connect(address, { name: 'nodus:probe' });
+  probe.on('error', () => undefined);
+  try {
+    await Promise.race([waitForRedis(probe, address, 10_000), exited]);
+  } finally {
+    probe.disconnect();
+  }
+  child.removeAllListeners('exit');
+  if (o.detached) child.unref();
+  return { process: child, pid: child.pid!, address };
+}
+
+export interface NodeProcessOptions {
+  address: string;
+  /** Exit when this process exits (init's local cluster, tests); otherwise run on in the background. */
+  attached: boolean;
+  /** Where its log goes; stderr of this process when not given. */
+  logFile?: string;
+  namespace?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface HeadProcessOptions extends NodeProcessOptions {
+  nodeTimeoutMs?: number;
+  driverTimeoutMs?: number;
+  /** A redis-server this head started for a local cluster: killed when the head exits. */
+  ownRedisPid?: number;
+}
+
+export interface AgentProcessOptions extends NodeProcessOptions {
+  resources: Resources;
+  headNode?: boolean;
+}
+
+/** Forks a cluster process and waits for its `ready` message. */
+async function forkReady(script: string, args: string[], o: NodeProcessOptions, timeoutMs = 30_000): Promise<StartedProcess & { info: Record<string, unknown> }> {
+  const out = o.logFile ? openSync(o.logFile, 'a') : 'inherit';
+  const child = fork(script, [...args, '--address', o.address, ...(o.attached ? ['--attached'] : []), ...(o.namespace ? ['--namespace', o.namespace] : [])], {
+    detached: !o.attached,
+    stdio: ['ignore', out, out, 'ipc'],
+    env: { ...process.env, ...o.env },
+  });
+  const info = await new Promise<Record<string, unknown>>((res, rej) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new ClusterError(`${script} did not start within ${timeoutMs} ms${o.logFile ? `; see ${o.logFile}` : ''}.`));
+    }, timeoutMs);
+    child.once('message', (m: { ready?: Record<string, unknown> }) => {
+      clearTimeout(timer);
+      res(m.ready ?? {});
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      rej(new ClusterError(`${script} exited at start (${signal ?? `code ${code}`})${o.logFile ? `; see ${o.logFile}` : ''}.`));
+    });
+  });
+  child.removeAllListeners('exit');
+  if (!o.attached) {
+    child.disconnect();
+    child.unref();
+  }
+  return { process: child, pid: child.pid!, info };
+}
+
+export function spawnHead(o: HeadProcessOptions): Promise<StartedProcess & { info: Record<string, unknown> }> {
+  const args: string[] = [];
+  if (o.nodeTimeoutMs) args.push('--node-timeout-ms', String(o.nodeTimeoutMs));
+  if (o.driverTimeoutMs) args.push('--driver-timeout-ms', String(o.driverTimeoutMs));
+  if (o.ownRedisPid) args.push('--own-redis-pid', String(o.ownRedisPid));
+  return forkReady(entryPoint('head'), args, o);
+}
+
+export async function spawnAgent(o: AgentProcessOptions): Promise<StartedProcess & { nodeId: string }> {
+  const args = ['--resources', JSON.stringify(o.resources)];
+  if (o.headNode) args.push('--head-node');
+  const started = await forkReady(entryPoint('agent'), args, o);
+  return { ...started, nodeId: String(started.info.nodeId) };
+}
+
+/** Sends SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
+export async function stopProcess(pid: number, graceMs = 5000): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive()) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}

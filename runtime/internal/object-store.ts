@@ -1,0 +1,78 @@
+/** @module The object store on Redis: values tagged by kind, chunked when large, freed by reference counts. */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { fromFailure, type SerializedFailure } from '../errors';
+import { DEFAULT_CHUNK_BYTES, Keys, ValueTag } from '../protocol';
+import type { ObjectCommands } from '../protocol/commands';
+import { decode, encode } from './serialization';
+
+/** A new object id: 16 random bytes, base64url (22 characters). */
+export function newId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+export function chunkBytes(): number {
+  const env = Number(process.env.NODUS_CHUNK_BYTES);
+  return Number.isInteger(env) && env > 0 ? env : DEFAULT_CHUNK_BYTES;
+}
+
+const TAG = [Buffer.from([ValueTag.Value]), Buffer.from([ValueTag.Chunked]), Buffer.from([ValueTag.Error])];
+
+/** A stored value: what to SET under the object's key, plus chunks to write first when it is large. */
+export interface StoredForm {
+  head: Buffer;
+  chunks: Buffer[];
+}
+
+/** Splits encoded bytes into the stored form: one tagged string, or a header and chunks. */
+export function toStoredForm(bytes: Buffer, limit = chunkBytes()): StoredForm {
+  if (bytes.length <= limit) return { head: Buffer.concat([TAG[ValueTag.Value], bytes]), chunks: [] };
+  const chunks: Buffer[] = [];
+  for (let off = 0; off < bytes.length; off += limit) chunks.push(bytes.subarray(off, Math.min(off + limit, bytes.length)));
+  return { head: Buffer.concat([TAG[ValueTag.Chunked], encode({ n: chunks.length, len: bytes.length }).bytes]), chunks };
+}
+
+export function failureBytes(f: SerializedFailure): Buffer {
+  return Buffer.concat([TAG[ValueTag.Error], encode(f).bytes]);
+}
+
+/** Writes chunks of a large value (before its header is set by a Lua command). */
+export async function writeChunks(redis: Redis, keys: Keys, id: string, chunks: Buffer[]): Promise<void> {
+  if (!chunks.length) return;
+  const pipe = redis.pipeline();
+  chunks.forEach((c, i) => pipe.set(keys.chunk(id, i), c));
+  const res = await pipe.exec();
+  for (const [err] of res ?? []) if (err) throw err;
+}
+
+/** Reads an object's stored bytes (header joined with its chunks), or null when it is not there. */
+export async function readStored(redis: Redis, keys: Keys, id: string): Promise<Buffer | null> {
+  const head = await redis.getBuffer(keys.value(id));
+  if (!head || head[0] !== ValueTag.Chunked) return head;
+  const { n, len } = decode<{ n: number; len: number }>(head.subarray(1));
+  const pipe = redis.pipeline();
+  for (let i = 0; i < n; i++) pipe.getBuffer(keys.chunk(id, i));
+  const res = (await pipe.exec()) ?? [];
+  const out = Buffer.allocUnsafe(len + 1);
+  out[0] = ValueTag.Value;
+  let off = 1;
+  for (const [err, chunk] of res) {
+    if (err) throw err;
+    if (!chunk) return null; // freed while we read it
+    off += (chunk as Buffer).copy(out, off);
+  }
+  return out;
+}
+
+/** Decodes stored bytes: the value, or throws the error the task failed with. */
+export function fromStored(bytes: Buffer): unknown {
+  if (bytes[0] === ValueTag.Error) throw fromFailure(decode<SerializedFailure>(bytes.subarray(1)));
+  return decode(bytes.subarray(1));
+}
+
+/** True when stored bytes hold a failure. */
+export function isFailure(bytes: Buffer): boolean {
+  return bytes[0] === ValueTag.Error;
+}
+
+export type CommandClient = Redis & ObjectCommands;

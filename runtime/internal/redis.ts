@@ -1,0 +1,48 @@
+/** @module Redis connections: address parsing, connection options and a clear error when Redis cannot be reached. */
+import { Redis, type RedisOptions } from 'ioredis';
+import { ClusterError } from '../errors';
+
+export interface ConnectOptions {
+  /** Blocking commands (BLMPOP, BullMQ workers) need requests that never give up. */
+  blocking?: boolean;
+  name?: string;
+}
+
+/** Opens a connection to the cluster's Redis; `address` is a redis:// or rediss:// URL (password included if any). */
+export function connect(address: string, opts: ConnectOptions = {}): Redis {
+  const options: RedisOptions = {
+    maxRetriesPerRequest: null,
+    // Commands issued in the same tick go out as one pipeline: most of our hot paths issue several.
+    enableAutoPipelining: !opts.blocking,
+    connectionName: opts.name,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+    password: process.env.NODUS_PASSWORD || undefined,
+  };
+  return new Redis(address, options);
+}
+
+/** Waits until a connection answers PING, or fails with a message that says what to start. */
+export async function waitForRedis(redis: Redis, address: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      await Promise.race([redis.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer')), 1000))]);
+      return;
+    } catch (err) {
+      lastError = err;
+      if (/NOAUTH|WRONGPASS/.test(String(err))) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new ClusterError(
+    `Cannot reach the cluster's Redis at ${redact(address)} (${(lastError as Error)?.message ?? 'timeout'}). ` +
+      'Is a cluster running there? Start one with `npx nodus start --head`, or call init() with no address to start a local one.',
+    { cause: lastError },
+  );
+}
+
+/** The address without its password, for messages. */
+export function redact(address: string): string {
+  return address.replace(/\/\/([^@/]*:)?[^@/]*@/, '//***@');
+}

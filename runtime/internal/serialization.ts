@@ -1,0 +1,85 @@
+/** @module msgpack encoding of task arguments, results and objects, with ObjectRefs nested anywhere. */
+import { Packr, addExtension } from 'msgpackr';
+import { SerializationError } from '../errors';
+import { ObjectRef, refFromWire } from '../object-ref';
+
+/** Extension type of an ObjectRef on the wire: its id as a string. */
+const REF_EXT = 0x6e;
+
+let collecting: string[] | null = null;
+
+addExtension({
+  Class: ObjectRef,
+  type: REF_EXT,
+  write(ref: ObjectRef) {
+    collecting?.push(ref.id);
+    return ref.id;
+  },
+  read(id: string) {
+    return refFromWire(id);
+  },
+});
+
+// Records keep plain objects apart from Maps on the way back; structuredClone adds Set, Date, Error, cycles;
+// int64AsType 'bigint' brings bigint back as bigint. Records are embedded in each message, nothing is shared.
+const packr = new Packr({
+  structuredClone: true,
+  moreTypes: true,
+  useRecords: true,
+  mapsAsObjects: false,
+  int64AsType: 'bigint',
+});
+
+export interface Encoded {
+  bytes: Buffer;
+  /** Ids of every ObjectRef inside the value. */
+  refs: string[];
+}
+
+/** Encodes a value; throws SerializationError naming the path of anything that cannot travel. */
+export function encode(value: unknown, what = 'value'): Encoded {
+  checkSerializable(value, what);
+  const refs: string[] = [];
+  collecting = refs;
+  try {
+    return { bytes: packr.pack(value), refs };
+  } catch (err) {
+    throw new SerializationError(`${what} cannot be serialized: ${(err as Error).message}`, { cause: err });
+  } finally {
+    collecting = null;
+  }
+}
+
+export function decode<T = unknown>(bytes: Uint8Array): T {
+  return packr.unpack(bytes) as T;
+}
+
+const MAX_CHECK_DEPTH = 64;
+
+/**
+ * msgpack would silently drop functions and throw a bare "Unknown type: symbol";
+ * walk the value first so the error says where the bad part is and what to do.
+ */
+export function checkSerializable(value: unknown, path: string): void {
+  const seen = new Set<object>();
+  const visit = (v: unknown, p: string, depth: number): void => {
+    const t = typeof v;
+    if (t === 'function') {
+      throw new SerializationError(
+        `${p} is a function, which cannot be sent to another process. Send data instead, or define the function as a remote function and call it from the task.`,
+      );
+    }
+    if (t === 'symbol') throw new SerializationError(`${p} is a symbol, which cannot be sent to another process. Use a string instead.`);
+    if (t !== 'object' || v === null || depth > MAX_CHECK_DEPTH) return;
+    const o = v as object;
+    if (seen.has(o) || ArrayBuffer.isView(o) || o instanceof ArrayBuffer || o instanceof Date || o instanceof RegExp || o instanceof ObjectRef) return;
+    seen.add(o);
+    if (o instanceof Promise) throw new SerializationError(`${p} is a Promise: await it before passing the value, or pass an ObjectRef.`);
+    if (o instanceof WeakMap || o instanceof WeakSet) throw new SerializationError(`${p} is a WeakMap/WeakSet, which cannot be serialized.`);
+    if (Array.isArray(o)) o.forEach((x, i) => visit(x, `${p}[${i}]`, depth + 1));
+    else if (o instanceof Map) for (const [k, x] of o) { visit(k, `${p} key`, depth + 1); visit(x, `${p}.get(${String(k)})`, depth + 1); }
+    else if (o instanceof Set) for (const x of o) visit(x, `${p} element`, depth + 1);
+    else for (const k of Object.keys(o)) visit((o as Record<string, unknown>)[k], `${p}.${k}`, depth + 1);
+  };
+  visit(value, path, 0);
+}

@@ -1,0 +1,139 @@
+/** @module Public option types and the one resolve function per component that validates them. */
+import { ConfigError } from './errors';
+import type { Resources } from './protocol';
+
+/** Options of a remote function, given to `remote(opts, fn)` or `.options(opts)`. */
+export interface RemoteOptions {
+  /** CPUs the task holds while it runs. @default 1 */
+  numCpus?: number;
+  /** GPUs the task holds while it runs. @default 0 */
+  numGpus?: number;
+  /** Custom resources, e.g. `{ accel: 1 }`; a node must have declared them. @default {} */
+  resources?: Resources;
+  /** How many times a task whose worker process died is run again. @default 3 */
+  maxRetries?: number;
+  /** Name shown in logs, errors and `nodus status`. @default the function's name */
+  name?: string;
+}
+
+export interface ResolvedRemoteOptions {
+  demand: Resources;
+  maxRetries: number;
+  name: string | undefined;
+}
+
+const REMOTE_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRetries', 'name'] as const;
+
+/** Names of custom resources become part of queue names, so they are kept plain. */
+const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** Rejects keys that are not in `valid`, naming the valid ones (and the closest match). */
+export function rejectUnknownKeys(what: string, given: object, valid: readonly string[]): void {
+  for (const key of Object.keys(given)) {
+    if (!valid.includes(key)) {
+      const near = valid.find((v) => v.toLowerCase() === key.toLowerCase().replace(/[_-]/g, ''));
+      throw new ConfigError(
+        `Unknown ${what} option '${key}'.${near ? ` Did you mean '${near}'?` : ''} Valid options: ${valid.join(', ')}.`,
+      );
+    }
+  }
+}
+
+function checkCount(what: string, v: unknown, opts: { integer?: boolean; min?: number } = {}): number {
+  const min = opts.min ?? 0;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (opts.integer && !Number.isInteger(v))) {
+    throw new ConfigError(`${what} must be ${opts.integer ? 'an integer' : 'a number'} >= ${min}, got ${JSON.stringify(v)}.`);
+  }
+  return v;
+}
+
+/** Checks a resource map (custom resources of a task or a node). */
+export function resolveResources(what: string, given: unknown): Resources {
+  if (given === undefined) return {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new ConfigError(`${what} must be an object of resource names to counts, e.g. {"accel": 2}.`);
+  }
+  const out: Resources = {};
+  for (const [k, v] of Object.entries(given)) {
+    if (!RESOURCE_NAME.test(k)) throw new ConfigError(`${what}: resource name '${k}' must match ${RESOURCE_NAME}.`);
+    if (k === 'CPU' || k === 'GPU') throw new ConfigError(`${what}: give CPU and GPU with numCpus / numGpus, not as custom resources.`);
+    out[k] = checkCount(`${what}.${k}`, v);
+  }
+  return out;
+}
+
+/** Applies defaults to remote options and checks them. Throws ConfigError listing valid names on a typo. */
+export function resolveRemoteOptions(opts: RemoteOptions = {}): ResolvedRemoteOptions {
+  if (typeof opts !== 'object' || opts === null) throw new ConfigError('remote options must be an object.');
+  rejectUnknownKeys('remote', opts, REMOTE_OPTION_NAMES);
+  const demand: Resources = { CPU: checkCount('numCpus', opts.numCpus ?? 1) };
+  const gpus = checkCount('numGpus', opts.numGpus ?? 0);
+  if (gpus > 0) demand.GPU = gpus;
+  Object.assign(demand, resolveResources('resources', opts.resources));
+  const maxRetries = checkCount('maxRetries', opts.maxRetries ?? 3, { integer: true, min: -1 });
+  if (opts.name !== undefined && (typeof opts.name !== 'string' || !opts.name)) throw new ConfigError('name must be a non-empty string.');
+  return { demand, maxRetries: maxRetries === -1 ? Number.MAX_SAFE_INTEGER : maxRetries, name: opts.name };
+}
+
+/** Options of `init()`. */
+export interface InitOptions {
+  /**
+   * Cluster to join: `redis://host:port`, `'auto'` (the cluster started on this machine by `nodus start`),
+   * or nothing to start a local cluster for this process. @default process.env.NODUS_ADDRESS
+   */
+  address?: string;
+  /** CPUs of the local cluster's node when no address is given. @default os.availableParallelism() */
+  numCpus?: number;
+  /** GPUs of the local cluster's node. @default 0 */
+  numGpus?: number;
+  /** Custom resources of the local cluster's node. @default {} */
+  resources?: Resources;
+  /** Print the output of remote tasks in this terminal. @default true */
+  logToDriver?: boolean;
+  /** Key prefix, to run several clusters on one Redis. @default 'nodus' */
+  namespace?: string;
+}
+
+export interface ResolvedInitOptions {
+  address: string | undefined;
+  numCpus: number | undefined;
+  numGpus: number;
+  resources: Resources;
+  logToDriver: boolean;
+  namespace: string;
+}
+
+const INIT_OPTION_NAMES = ['address', 'numCpus', 'numGpus', 'resources', 'logToDriver', 'namespace'] as const;
+
+export function resolveInitOptions(opts: InitOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedInitOptions {
+  rejectUnknownKeys('init', opts, INIT_OPTION_NAMES);
+  const address = opts.address ?? (env.NODUS_ADDRESS || undefined);
+  if (address !== undefined && address !== 'auto' && !/^rediss?:\/\//.test(address)) {
+    throw new ConfigError(`address must be 'auto' or a Redis URL like redis://127.0.0.1:6379, got '${address}'.`);
+  }
+  const namespace = opts.namespace ?? env.NODUS_NAMESPACE ?? 'nodus';
+  if (!/^[A-Za-z0-9_.-]+$/.test(namespace)) throw new ConfigError(`namespace must match [A-Za-z0-9_.-]+, got '${namespace}'.`);
+  return {
+    address,
+    numCpus: opts.numCpus === undefined ? undefined : checkCount('numCpus', opts.numCpus, { integer: true }),
+    numGpus: checkCount('numGpus', opts.numGpus ?? 0, { integer: true }),
+    resources: resolveResources('resources', opts.resources),
+    logToDriver: opts.logToDriver ?? true,
+    namespace,
+  };
+}
+
+/** Options of a node agent (`nodus start --head` / `nodus worker join`). */
+export interface NodeOptions {
+  numCpus?: number;
+  numGpus?: number;
+  resources?: Resources;
+}
+
+export function resolveNodeResources(opts: NodeOptions, defaultCpus: number): Resources {
+  rejectUnknownKeys('node', opts, ['numCpus', 'numGpus', 'resources']);
+  const total: Resources = { CPU: checkCount('numCpus', opts.numCpus ?? defaultCpus, { integer: true }) };
+  const gpus = checkCount('numGpus', opts.numGpus ?? 0, { integer: true });
+  if (gpus) total.GPU = gpus;
+  return Object.assign(total, resolveResources('resources', opts.resources));
+}

@@ -1,0 +1,46 @@
+-- Shared object-store helpers. Keys are derived from the prefix in ARGV[1]
+-- (nodus runs on one Redis, not Redis Cluster, so scripts may touch keys they compute).
+local P = ARGV[1]
+
+-- Deletes an object: its value, chunks, metadata and owner entry, then releases
+-- the references it held on objects nested inside it. Iterative, so a long chain
+-- of nested refs cannot overflow Lua's stack.
+local function freeObject(rootId)
+  local stack = { rootId }
+  while #stack > 0 do
+    local id = table.remove(stack)
+    local metaKey = P .. ':m:' .. id
+    local ch = tonumber(redis.call('HGET', metaKey, 'ch') or '0') or 0
+    local own = redis.call('HGET', metaKey, 'own')
+    redis.call('DEL', P .. ':v:' .. id, metaKey)
+    for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
+    if own then redis.call('SREM', P .. ':owned:' .. own, id) end
+    local innerKey = P .. ':in:' .. id
+    local inner = redis.call('SMEMBERS', innerKey)
+    redis.call('DEL', innerKey)
+    for _, innerId in ipairs(inner) do
+      local innerMeta = P .. ':m:' .. innerId
+      if redis.call('EXISTS', innerMeta) == 1 then
+        if redis.call('HINCRBY', innerMeta, 'rc', -1) <= 0 then table.insert(stack, innerId) end
+      end
+    end
+  end
+end
+
+-- Drops one reference; frees the object when it was the last.
+local function decref(id)
+  local metaKey = P .. ':m:' .. id
+  if redis.call('EXISTS', metaKey) == 0 then return end
+  if redis.call('HINCRBY', metaKey, 'rc', -1) <= 0 then freeObject(id) end
+end
+
+-- The object `outer` holds a reference on each object nested in it.
+local function holdInner(outer, first)
+  for i = first, #ARGV do
+    local innerMeta = P .. ':m:' .. ARGV[i]
+    if redis.call('EXISTS', innerMeta) == 1 then
+      redis.call('HINCRBY', innerMeta, 'rc', 1)
+      redis.call('SADD', P .. ':in:' .. outer, ARGV[i])
+    end
+  end
+end

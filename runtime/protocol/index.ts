@@ -1,0 +1,143 @@
+/** @module The wire contract between drivers, the head, node agents and worker processes: versions, key names, job and message shapes. */
+
+/** Bumped whenever a job, message or key layout changes incompatibly. */
+export const PROTOCOL_VERSION = 1;
+
+/** Default key prefix; every key and queue of a cluster lives under it. */
+export const DEFAULT_PREFIX = 'nodus';
+
+/** Objects up to this size travel inline with a task's completion message. */
+export const INLINE_RESULT_BYTES = 100 * 1024;
+
+/**
+ * Values larger than this are split over several Redis strings. Redis refuses a
+ * single bulk string over proto-max-bulk-len (512 MiB by default), and smaller
+ * chunks keep one huge allocation off the Redis heap.
+ */
+export const DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024;
+
+/** First byte of every stored value. */
+export const enum ValueTag {
+  Value = 0,
+  Chunked = 1,
+  Error = 2,
+}
+
+/** Names of every Redis key and channel, derived from one prefix. */
+export class Keys {
+  constructor(readonly prefix: string = DEFAULT_PREFIX) {}
+  value(id: string): string { return `${this.prefix}:v:${id}`; }
+  chunk(id: string, i: number): string { return `${this.prefix}:v:${id}:${i}`; }
+  meta(id: string): string { return `${this.prefix}:m:${id}`; }
+  inner(id: string): string { return `${this.prefix}:in:${id}`; }
+  owned(owner: string): string { return `${this.prefix}:owned:${owner}`; }
+  held(proc: string): string { return `${this.prefix}:held:${proc}`; }
+  inbox(proc: string): string { return `${this.prefix}:inbox:${proc}`; }
+  logs(driver: string): string { return `${this.prefix}:logs:${driver}`; }
+  get nodes(): string { return `${this.prefix}:nodes`; }
+  get nodeHeartbeats(): string { return `${this.prefix}:node-hb`; }
+  get drivers(): string { return `${this.prefix}:drivers`; }
+  get driverHeartbeats(): string { return `${this.prefix}:driver-hb`; }
+  get head(): string { return `${this.prefix}:head`; }
+  get shapes(): string { return `${this.prefix}:shapes`; }
+  get infeasible(): string { return `${this.prefix}:infeasible`; }
+  get cancelled(): string { return `${this.prefix}:cancelled`; }
+  /** Pub/sub: a shape key is published when tasks of that shape are queued. */
+  get wakeChannel(): string { return `${this.prefix}:wake`; }
+  /** Pub/sub: control messages to node agents (cancel). */
+  get controlChannel(): string { return `${this.prefix}:ctl`; }
+  /** BullMQ prefix: BullMQ puts its own keys under `${bullPrefix}:${queue}:...`. */
+  get bullPrefix(): string { return `${this.prefix}:q`; }
+}
+
+/** Resources are named counts; CPU and GPU are the built-in ones. */
+export type Resources = Record<string, number>;
+
+/** Where a remote function lives: workers import `module` and look up `key`. */
+export interface FunctionDescriptor {
+  /** Absolute path of the module that defines the function. */
+  module: string;
+  /** Name of the function within its module, `#n` appended for repeats. */
+  key: string;
+  /** Human name, used in logs and errors. */
+  name: string;
+}
+
+/** The data of one BullMQ job: everything a node agent needs to run a task. */
+export interface TaskJob {
+  v: number;
+  /** Task id, which is also the id of its return object. */
+  id: string;
+  fn: FunctionDescriptor;
+  /** msgpack-encoded argument array, base64, or null when stored as object `argsRef`. */
+  args: string | null;
+  argsRef: string | null;
+  /** Root driver whose lifetime bounds the objects the task creates. */
+  owner: string;
+  /** Process to notify when the task finishes (its inbox). */
+  caller: string;
+  demand: Resources;
+  maxRetries: number;
+}
+
+/** Completion message pushed to the caller's inbox. */
+export interface Completion {
+  id: string;
+  /** The stored value bytes (tag byte included) when small enough to inline, else null. */
+  inline: Buffer | null;
+}
+
+/** Control message published on the control channel. */
+export type ControlMessage = { type: 'cancel'; id: string; force: boolean };
+
+/** Log lines a worker printed, published to the driver that owns the task. */
+export interface LogMessage {
+  /** e.g. `(square pid=123 node=node-ab12)` */
+  prefix: string;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+
+/** What a node agent writes about itself on each heartbeat. */
+export interface NodeInfo {
+  id: string;
+  host: string;
+  pid: number;
+  state: 'alive' | 'dead';
+  total: Resources;
+  free: Resources;
+  workers: number;
+  running: number;
+  startedAt: number;
+  diedAt?: number;
+  deathReason?: string;
+  isHeadNode?: boolean;
+}
+
+export interface DriverInfo {
+  id: string;
+  pid: number;
+  host: string;
+  startedAt: number;
+}
+
+export interface HeadInfo {
+  pid: number;
+  host: string;
+  startedAt: number;
+  version: number;
+  nodeTimeoutMs: number;
+}
+
+/** Canonical name of a resource demand, usable as a BullMQ queue name. */
+export function shapeKey(demand: Resources): string {
+  const parts = Object.keys(demand)
+    .filter((k) => demand[k] > 0)
+    .sort()
+    .map((k) => `${k}${demand[k]}`);
+  return parts.length ? parts.join('.') : 'none';
+}
+
+export function taskQueueName(shape: string): string {
+  return `task.${shape}`;
+}

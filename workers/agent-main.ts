@@ -1,0 +1,33 @@
+/** @module Entry point of a node agent process (`nodus worker join`, the head's node, init() and the tests). */
+import { cpus } from 'node:os';
+import { Keys } from '../runtime/protocol';
+import { createLogger } from '../runtime/internal/logger';
+import { announceReady, entryArgs, onSignals } from '../runtime/internal/process-args';
+import { resolveNodeResources } from '../runtime/options';
+import { NodeAgent } from './node-agent';
+
+async function main(): Promise<void> {
+  const args = entryArgs({ resources: { type: 'string' }, 'head-node': { type: 'boolean' } });
+  const logger = createLogger('nodus-agent');
+  const resources = args.resources ? JSON.parse(String(args.resources)) : resolveNodeResources({}, cpus().length);
+  const agent = new NodeAgent({
+    address: String(args.address),
+    keys: new Keys(args.namespace ? String(args.namespace) : undefined),
+    resources,
+    headNode: !!args['head-node'],
+    logger,
+    heartbeatMs: process.env.NODUS_HEARTBEAT_MS ? Number(process.env.NODUS_HEARTBEAT_MS) : undefined,
+  });
+  const stop = async () => {
+    await agent.stop().catch((err) => logger.error({ err: String(err) }, 'unclean stop'));
+    process.exit(0);
+  };
+  onSignals(stop);
+  const info = await agent.start();
+  announceReady({ nodeId: info.id, resources: info.total }, !!args.attached, stop);
+}
+
+main().catch((err) => {
+  console.error(`nodus node agent failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

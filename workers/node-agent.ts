@@ -1,0 +1,340 @@
+/** @module The node agent: registers a node's resources, pulls the tasks that fit them from BullMQ, runs them in worker processes. */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Worker as BullWorker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { dispatchOrder, fits, give, take } from '../head/policy';
+import type { SerializedFailure } from '../runtime/errors';
+import { failureBytes } from '../runtime/internal/object-store';
+import { connect, waitForRedis } from '../runtime/internal/redis';
+import { encode } from '../runtime/internal/serialization';
+import { PROTOCOL_VERSION, taskQueueName, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
+import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
+import { WorkerExit, WorkerPool, type WorkerProcess } from './worker-pool';
+
+export interface AgentOptions {
+  address: string;
+  keys: Keys;
+  resources: Resources;
+  /** The node the head runs on (shown in status). */
+  headNode?: boolean;
+  logger: Logger;
+  /** @default 1000 */
+  heartbeatMs?: number;
+  /** How long BullMQ keeps a job's lock; renewed at half of it. A node that dies gives its jobs back after this. @default 30000 */
+  lockDurationMs?: number;
+}
+
+interface Shape {
+  key: string;
+  demand: Resources;
+  worker: BullWorker;
+}
+
+interface Running {
+  job: Job<TaskJob>;
+  token: string;
+  shape: Shape;
+  worker?: WorkerProcess;
+  cancelled: boolean;
+}
+
+/** Idle agents look for work this often even without a wake-up message (one may be missed on reconnect). */
+const POLL_MS = 1000;
+
+export class NodeAgent {
+  readonly nodeId = `node-${randomBytes(4).toString('hex')}`;
+  private readonly redis: Redis & ObjectCommands;
+  private readonly bull: Redis;
+  private readonly sub: Redis;
+  private readonly keys: Keys;
+  private readonly total: Resources;
+  private free: Resources;
+  private readonly shapes = new Map<string, Shape>();
+  private readonly running = new Map<string, Running>();
+  private readonly cancelled = new Set<string>();
+  private pool!: WorkerPool;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  private tokenSeq = 0;
+  private closing = false;
+  private logBuffer = new Map<string, LogMessage[]>();
+  private logFlush: NodeJS.Immediate | undefined;
+  private readonly startedAt = Date.now();
+  private loop: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: AgentOptions) {
+    this.keys = o.keys;
+    this.total = { ...o.resources };
+    this.free = { ...o.resources };
+    this.redis = withCommands(connect(o.address, { name: `nodus:agent:${this.nodeId}` }));
+    this.bull = connect(o.address, { blocking: true, name: `nodus:agent-bull:${this.nodeId}` });
+    this.sub = connect(o.address, { blocking: true, name: `nodus:agent-sub:${this.nodeId}` });
+    for (const c of [this.redis, this.bull, this.sub]) c.on('error', (err) => o.logger.debug({ err: err.message }, 'redis connection error'));
+  }
+
+  async start(): Promise<NodeInfo> {
+    await waitForRedis(this.redis, this.o.address);
+    const cpus = Math.ceil(this.total.CPU ?? 0);
+    this.pool = new WorkerPool(
+      {
+        env: { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix },
+        size: Math.max(1, Math.min(cpus, 32)),
+      },
+      {
+        onLog: (w, stream, text) => this.forwardLog(w, stream, text),
+        onStartFailure: (w, times) => this.o.logger.error({ worker: w.id, times }, 'a worker process died before it was ready; see its output above'),
+        onWorkerExit: (w) => {
+          // A dead worker's references would otherwise be held forever.
+          void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined);
+        },
+      },
+    );
+    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel);
+    this.sub.on('message', (channel: string, msg: string) => {
+      if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
+      else if (!this.shapes.has(msg)) void this.loadShapes().then(() => this.wake());
+      else this.wake();
+    });
+    await this.loadShapes();
+    await this.heartbeat();
+    const hb = setInterval(() => void this.heartbeat().catch(() => undefined), this.o.heartbeatMs ?? 1000);
+    const lockMs = this.o.lockDurationMs ?? 30_000;
+    const locks = setInterval(() => void this.extendLocks(lockMs).catch(() => undefined), lockMs / 2);
+    const poll = setInterval(() => this.wake(), POLL_MS);
+    this.timers.push(hb, locks, poll);
+    this.loop = this.dispatchLoop();
+    this.o.logger.info({ node: this.nodeId, resources: this.total }, 'node agent started');
+    return this.info();
+  }
+
+  private info(): NodeInfo {
+    return {
+      id: this.nodeId,
+      host: hostname(),
+      pid: process.pid,
+      state: 'alive',
+      total: this.total,
+      free: this.free,
+      workers: this.pool?.all.size ?? 0,
+      running: this.running.size,
+      startedAt: this.startedAt,
+      isHeadNode: this.o.headNode,
+    };
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.redis.multi().hset(this.keys.nodes, this.nodeId, JSON.stringify(this.info())).zadd(this.keys.nodeHeartbeats, Date.now(), this.nodeId).exec();
+  }
+
+  /** Opens a BullMQ worker (manual fetching) for each shape of task this node could ever run. */
+  private async loadShapes(): Promise<void> {
+    const all = await this.redis.hgetall(this.keys.shapes);
+    for (const [key, raw] of Object.entries(all)) {
+      if (this.shapes.has(key)) continue;
+      const demand = JSON.parse(raw) as Resources;
+      if (!fits(demand, this.total)) continue;
+      const worker = new BullWorker(taskQueueName(key), null, {
+        connection: this.bull,
+        prefix: this.keys.bullPrefix,
+        autorun: false,
+        lockDuration: this.o.lockDurationMs ?? 30_000,
+        stalledInterval: Math.max(1000, (this.o.lockDurationMs ?? 30_000) / 2),
+        // Retries after a dead node are counted against maxRetries by attempts, not by stalls.
+        maxStalledCount: 1000,
+      });
+      worker.on('error', (err) => this.o.logger.debug({ err: String(err) }, 'bullmq worker error'));
+      void worker.startStalledCheckTimer();
+      this.shapes.set(key, { key, demand, worker });
+    }
+  }
+
+  private wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  /**
+   * Offers free resources to each shape's queue, largest demands first, and takes
+   * one job at a time while it fits: a node never holds more than it has.
+   */
+  private async dispatchLoop(): Promise<void> {
+    while (!this.closing) {
+      this.woken = false;
+      let took = false;
+      for (const shape of dispatchOrder([...this.shapes.values()])) {
+        while (!this.closing && fits(shape.demand, this.free)) {
+          const token = `${this.nodeId}:${++this.tokenSeq}`;
+          let job: Job<TaskJob> | undefined;
+          try {
+            job = (await shape.worker.getNextJob(token, { block: false })) as Job<TaskJob> | undefined;
+          } catch (err) {
+            this.o.logger.debug({ err: String(err) }, 'fetch failed');
+          }
+          if (!job) break;
+          this.free = take(this.free, shape.demand);
+          took = true;
+          void this.runJob(shape, job, token);
+        }
+      }
+      if (!took && !this.woken && !this.closing) await new Promise<void>((r) => (this.wakeUp = r));
+      this.wakeUp = undefined;
+    }
+  }
+
+  private async runJob(shape: Shape, job: Job<TaskJob>, token: string): Promise<void> {
+    const data = job.data;
+    const run: Running = { job, token, shape, cancelled: false };
+    try {
+      const problem = checkJob(data);
+      if (problem) {
+        this.o.logger.error({ job: job.id, problem }, 'malformed job');
+        if (data && typeof data.id === 'string' && typeof data.caller === 'string') {
+          await this.complete(data, failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem }), 0, []);
+        }
+        await job.moveToCompleted(null, token, false).catch(() => undefined);
+        return;
+      }
+      this.running.set(data.id, run);
+      if (this.cancelled.has(data.id)) run.cancelled = true;
+      else {
+        run.worker = this.pool.acquire();
+        try {
+          const done = await run.worker.run(data);
+          this.pool.release(run.worker);
+          await this.complete(data, done.value, done.chunks, done.inner);
+          await job.moveToCompleted(null, token, false);
+          return;
+        } catch (err) {
+          if (!(err instanceof WorkerExit)) throw err;
+          if (!run.cancelled) {
+            await this.onCrash(run, err);
+            return;
+          }
+        }
+      }
+      await this.complete(data, failureBytes({ kind: 'cancelled', task: data.fn.name, name: 'TaskCancelledError', message: `task ${data.fn.name} was cancelled` }), 0, []);
+      await job.moveToCompleted(null, token, false);
+    } catch (err) {
+      this.o.logger.error({ job: job.id, err: String(err) }, 'could not finish job');
+    } finally {
+      this.running.delete(data?.id);
+      this.free = give(this.free, shape.demand, this.total);
+      this.wake();
+    }
+  }
+
+  /** The worker process died mid-task: run it again elsewhere while maxRetries allows, else report WorkerCrashedError. */
+  private async onCrash(run: Running, exit: WorkerExit): Promise<void> {
+    const { job, token } = run;
+    const data = job.data;
+    const crashes = job.attemptsMade + 1;
+    const where = `worker pid ${run.worker?.pid} on node ${this.nodeId}`;
+    if (job.attemptsMade < data.maxRetries) {
+      this.o.logger.warn({ task: data.fn.name, id: data.id, crashes }, `worker died (${exit.message}); retrying`);
+      this.forward(data.owner, { prefix: `(${data.fn.name} ${where})`, stream: 'stderr', text: `worker process died (${exit.message}); retrying the task (${crashes} of ${data.maxRetries} retries used)\n` });
+      await job.moveToFailed(new Error(`worker died: ${exit.message}`), token, false);
+      return;
+    }
+    const failure: SerializedFailure = {
+      kind: 'crash',
+      task: data.fn.name,
+      name: 'WorkerCrashedError',
+      message:
+        `The worker process running ${data.fn.name} died (${exit.message}; last ${where}) ${crashes} time${crashes > 1 ? 's' : ''}, ` +
+        `and maxRetries is ${data.maxRetries}. Look at the task's output above for the cause (out of memory? process.exit()?), ` +
+        'or raise maxRetries with .options({ maxRetries: n }).',
+    };
+    await this.complete(data, failureBytes(failure), 0, []);
+    await job.moveToCompleted(null, token, false);
+  }
+
+  /** Stores the result (if small) and tells the caller, in one Lua command. */
+  private async complete(data: TaskJob, value: Buffer | null, chunks: number, inner: string[]): Promise<void> {
+    const note = encode([data.id, value]).bytes;
+    await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value ?? '', note, chunks, ...inner);
+  }
+
+  private onControl(msg: ControlMessage): void {
+    if (msg.type !== 'cancel') return;
+    this.cancelled.add(msg.id);
+    // Bounded memory: cancels are rare, and a retried task re-checks Redis anyway.
+    if (this.cancelled.size > 10_000) this.cancelled.delete(this.cancelled.values().next().value!);
+    const run = this.running.get(msg.id);
+    if (run) {
+      run.cancelled = true;
+      run.worker?.kill('SIGKILL');
+    }
+  }
+
+  private async extendLocks(durationMs: number): Promise<void> {
+    const byShape = new Map<Shape, Running[]>();
+    for (const r of this.running.values()) byShape.set(r.shape, [...(byShape.get(r.shape) ?? []), r]);
+    for (const [shape, runs] of byShape) {
+      await shape.worker.extendJobLocks(
+        runs.map((r) => r.job.id!),
+        runs.map((r) => r.token),
+        durationMs,
+      );
+    }
+  }
+
+  private forwardLog(w: WorkerProcess, stream: 'stdout' | 'stderr', text: string): void {
+    const job = w.job;
+    if (!job) {
+      if (text.trim()) this.o.logger.info({ worker: w.id, pid: w.pid, stream }, text.trimEnd());
+      return;
+    }
+    this.forward(job.owner, { prefix: `(${job.fn.name} pid=${w.pid} node=${this.nodeId})`, stream, text });
+  }
+
+  /** Batches log lines per driver into one PUBLISH per tick. */
+  private forward(owner: string, msg: LogMessage): void {
+    const list = this.logBuffer.get(owner);
+    if (list) list.push(msg);
+    else this.logBuffer.set(owner, [msg]);
+    this.logFlush ??= setImmediate(() => {
+      this.logFlush = undefined;
+      const buf = this.logBuffer;
+      this.logBuffer = new Map();
+      for (const [driver, msgs] of buf) void this.redis.publish(this.keys.logs(driver), JSON.stringify(msgs)).catch(() => undefined);
+    });
+  }
+
+  /** Leaves the cluster: stops taking work, stops its workers, and marks the node dead. */
+  async stop(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.wake();
+    for (const t of this.timers) clearInterval(t);
+    await this.pool?.close();
+    await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
+    await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));
+    const dead: NodeInfo = { ...this.info(), state: 'dead', diedAt: Date.now(), deathReason: 'stopped', running: 0, free: {} };
+    await this.redis
+      .multi()
+      .hset(this.keys.nodes, this.nodeId, JSON.stringify(dead))
+      .zrem(this.keys.nodeHeartbeats, this.nodeId)
+      .exec()
+      .catch(() => undefined);
+    this.sub.disconnect();
+    this.bull.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/** What is wrong with a job, if anything: anything can be put in a queue by hand. */
+function checkJob(data: TaskJob | undefined): string | undefined {
+  if (!data || typeof data !== 'object') return 'job data is not an object';
+  if (data.v !== PROTOCOL_VERSION) return `job was made by a driver speaking protocol v${String(data.v)}; this node speaks v${PROTOCOL_VERSION}. Use the same nodus version on drivers and nodes.`;
+  if (typeof data.id !== 'string' || typeof data.caller !== 'string' || typeof data.owner !== 'string') return 'job lacks id, caller or owner';
+  if (!data.fn || typeof data.fn.module !== 'string' || typeof data.fn.key !== 'string') return 'job lacks its function descriptor';
+  if (data.args !== null && typeof data.args !== 'string') return 'job args must be base64 msgpack or null';
+  if (data.args === null && typeof data.argsRef !== 'string') return 'job has neither args nor argsRef';
+  if (typeof data.maxRetries !== 'number') return 'job lacks maxRetries';
+  return undefined;
+}
+
+
