@@ -69,7 +69,7 @@ async function run(ctx: CoreContext, job: TaskJob): Promise<void> {
   ctx.current = { taskId: job.id, nodeId };
   let value: Buffer | null;
   let chunks = 0;
-  let inner: string[] = [];
+  let inner: string[];
   try {
     const fn = await loadFunction(job.fn);
     let args: unknown[] = job.args !== null ? decode<unknown[]>(Buffer.from(job.args, 'base64')) : ((await ctx.get(ctx.refFromWire(job.argsRef!), undefined)) as unknown[]);

@@ -25,6 +25,15 @@ export function entryPoint(name: 'head' | 'agent' | 'worker' | 'cli'): string {
 
 /** Finds redis-server on PATH (and the usual sbin folders), or throws naming the install command. */
 export function findRedisServer(): string {
+  const given = process.env.NODUS_REDIS_SERVER;
+  if (given) {
+    try {
+      accessSync(given, constants.X_OK);
+      return given;
+    } catch {
+      throw new ClusterError(`NODUS_REDIS_SERVER is ${given}, which is not an executable redis-server. Install Redis with:\n  ${REDIS_INSTALL_HINT}\nor unset NODUS_REDIS_SERVER.`);
+    }
+  }
   const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin', '/opt/homebrew/bin'];
   for (const d of dirs) {
     const p = join(d, 'redis-server');

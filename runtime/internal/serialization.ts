@@ -6,13 +6,16 @@ import { ObjectRef, refFromWire } from '../object-ref';
 /** Extension type of an ObjectRef on the wire: its id as a string. */
 const REF_EXT = 0x6e;
 
-let collecting: string[] | null = null;
+// Kept on globalThis: a worker process may load two copies of this module (ours and the one its user's
+// module imports), and msgpackr's extension table is shared, so either copy's writer may run.
+const COLLECTOR = Symbol.for('nodus.refCollector');
+const holder = globalThis as { [COLLECTOR]?: string[] | null };
 
 addExtension({
   Class: ObjectRef,
   type: REF_EXT,
   write(ref: ObjectRef) {
-    collecting?.push(ref.id);
+    holder[COLLECTOR]?.push(ref.id);
     return ref.id;
   },
   read(id: string) {
@@ -40,13 +43,13 @@ export interface Encoded {
 export function encode(value: unknown, what = 'value'): Encoded {
   checkSerializable(value, what);
   const refs: string[] = [];
-  collecting = refs;
+  holder[COLLECTOR] = refs;
   try {
     return { bytes: packr.pack(value), refs };
   } catch (err) {
     throw new SerializationError(`${what} cannot be serialized: ${(err as Error).message}`, { cause: err });
   } finally {
-    collecting = null;
+    holder[COLLECTOR] = null;
   }
 }
 

@@ -1,0 +1,70 @@
+/** @module Reads the cluster's state from Redis: what `nodus status` prints. */
+import { Queue } from 'bullmq';
+import { Keys, taskQueueName, type DriverInfo, type HeadInfo, type NodeInfo, type Resources } from '../protocol';
+import { connect, redact, waitForRedis } from './redis';
+
+export interface ClusterStatus {
+  address: string;
+  head: (Partial<HeadInfo> & { alive: boolean; lastBeat?: number }) | null;
+  nodes: (NodeInfo & { lastHeartbeat?: number })[];
+  total: Resources;
+  free: Resources;
+  drivers: DriverInfo[];
+  tasks: { shape: string; demand: Resources; queued: number; running: number }[];
+  infeasible: { shape: string; demand: Resources; waiting?: number; task?: string; since: number }[];
+}
+
+function add(into: Resources, r: Resources): void {
+  for (const [k, v] of Object.entries(r)) into[k] = (into[k] ?? 0) + v;
+}
+
+export async function readClusterStatus(address: string, namespace?: string): Promise<ClusterStatus> {
+  const keys = new Keys(namespace);
+  const redis = connect(address, { name: 'nodus:status' });
+  redis.on('error', () => undefined);
+  try {
+    await waitForRedis(redis, address, 5000);
+    const [headRaw, nodesRaw, hbRaw, driversRaw, shapesRaw, infeasibleRaw] = await Promise.all([
+      redis.hgetall(keys.head),
+      redis.hvals(keys.nodes),
+      redis.zrange(keys.nodeHeartbeats, 0, -1, 'WITHSCORES'),
+      redis.hvals(keys.drivers),
+      redis.hgetall(keys.shapes),
+      redis.hgetall(keys.infeasible),
+    ]);
+    const hb = new Map<string, number>();
+    for (let i = 0; i < hbRaw.length; i += 2) hb.set(hbRaw[i], Number(hbRaw[i + 1]));
+    const nodes = nodesRaw.map((s) => ({ ...(JSON.parse(s) as NodeInfo), lastHeartbeat: undefined as number | undefined }));
+    for (const n of nodes) n.lastHeartbeat = hb.get(n.id);
+    nodes.sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive') || a.startedAt - b.startedAt);
+    const total: Resources = {};
+    const free: Resources = {};
+    for (const n of nodes.filter((n) => n.state === 'alive')) {
+      add(total, n.total);
+      add(free, n.free);
+    }
+    const tasks: ClusterStatus['tasks'] = [];
+    for (const [shape, raw] of Object.entries(shapesRaw)) {
+      const q = new Queue(taskQueueName(shape), { connection: redis, prefix: keys.bullPrefix });
+      const counts = await q.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
+      tasks.push({ shape, demand: JSON.parse(raw) as Resources, queued: counts.waiting + counts.prioritized + counts.delayed, running: counts.active });
+      await q.close();
+    }
+    const beat = Number(headRaw.beat ?? 0);
+    const head = headRaw.startedAt
+      ? { pid: Number(headRaw.pid), host: headRaw.host, startedAt: Number(headRaw.startedAt), lastBeat: beat, alive: !!headRaw.pid && Date.now() - beat < 5000 }
+      : null;
+    return {
+      address: redact(address),
+      head,
+      nodes,
+      total,
+      free,
+      drivers: driversRaw.map((s) => JSON.parse(s) as DriverInfo),
+      tasks,
+      infeasible: Object.entries(infeasibleRaw).map(([shape, raw]) => ({ shape, ...(JSON.parse(raw) as { demand: Resources; since: number }) })),
+    };
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,40 @@
+/** @module Formats `nodus status` for a terminal. */
+import { readClusterStatus, type ClusterStatus } from '../runtime/internal/cluster-status';
+import type { Resources } from '../runtime/protocol';
+
+export const clusterStatus = (address: string) => readClusterStatus(address, process.env.NODUS_NAMESPACE || undefined);
+
+function fmt(r: Resources): string {
+  const keys = Object.keys(r).sort();
+  return keys.length ? keys.map((k) => `${k} ${r[k]}`).join(', ') : '-';
+}
+
+function ago(ms: number | undefined): string {
+  if (!ms) return '-';
+  const s = (Date.now() - ms) / 1000;
+  return s < 60 ? `${s.toFixed(1)}s ago` : `${Math.round(s / 60)}m ago`;
+}
+
+export function formatStatus(s: ClusterStatus): string {
+  const lines: string[] = [];
+  lines.push(`Cluster ${s.address}`);
+  lines.push(s.head ? `Head: ${s.head.alive ? 'alive' : 'not responding'} (pid ${s.head.pid} on ${s.head.host}, last beat ${ago(s.head.lastBeat)})` : 'Head: none has started on this Redis');
+  const alive = s.nodes.filter((n) => n.state === 'alive').length;
+  lines.push('', `Nodes: ${alive} alive, ${s.nodes.length - alive} dead`);
+  for (const n of s.nodes) {
+    const what = n.state === 'alive' ? `free ${fmt(n.free)} of ${fmt(n.total)}; ${n.workers} workers, ${n.running} running` : `dead ${ago(n.diedAt)} (${n.deathReason ?? 'unknown'})`;
+    lines.push(`  ${n.id}${n.isHeadNode ? ' (head)' : ''}  ${n.state.padEnd(5)}  ${n.host} pid ${n.pid}  ${what}`);
+  }
+  lines.push('', `Resources: ${fmt(s.free)} free of ${fmt(s.total)}`);
+  lines.push('', `Drivers: ${s.drivers.length}`);
+  for (const d of s.drivers) lines.push(`  ${d.id}  ${d.host} pid ${d.pid}, since ${ago(d.startedAt)}`);
+  const queued = s.tasks.reduce((a, t) => a + t.queued, 0);
+  const running = s.tasks.reduce((a, t) => a + t.running, 0);
+  lines.push('', `Tasks: ${queued} queued, ${running} running`);
+  for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}: ${t.queued} queued, ${t.running} running`);
+  if (s.infeasible.length) {
+    lines.push('', 'Infeasible demand (no node could ever run these; add a node that has the resources):');
+    for (const i of s.infeasible) lines.push(`  {${fmt(i.demand)}}${i.task ? ` ${i.task}` : ''}: ${i.waiting ?? '?'} waiting since ${ago(i.since)}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,17 @@
+/** @module Remote functions of the `npm start` demo: count primes in a range, and say where it ran. */
+import { getRuntimeContext, remote } from '../../runtime';
+
+function isPrime(n: number): boolean {
+  if (n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
+  return true;
+}
+
+/** Counts the primes in [lo, hi) and reports the node and worker that did it. */
+export const countPrimes = remote(function countPrimes(lo: number, hi: number) {
+  let count = 0;
+  for (let n = lo; n < hi; n++) if (isPrime(n)) count++;
+  const ctx = getRuntimeContext();
+  return { lo, hi, count, node: ctx.nodeId ?? '?', pid: process.pid };
+});
