@@ -15,7 +15,11 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['*.js'], languageOptions: { globals: { module: 'writable', require: 'readonly' } } },
+  {
+    files: ['**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', globalThis: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   {
     files: ['test/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

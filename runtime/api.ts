@@ -5,7 +5,7 @@ import { CoreContext } from './internal/context';
 import { currentContext, requireContext, setContext } from './internal/global';
 import { startLocalCluster } from './internal/local-cluster';
 import { readSession } from './internal/session';
-import type { ObjectRef } from './object-ref';
+import type { ObjectRef, Ref } from './object-ref';
 import { rejectUnknownKeys, resolveInitOptions, type InitOptions } from './options';
 import { Keys } from './protocol';
 
@@ -94,9 +94,9 @@ export interface GetOptions {
  * const nine = await get(square.remote(3));
  * const [a, b] = await get([square.remote(1), square.remote(2)], { timeout: 5000 });
  */
-export function get<T>(ref: ObjectRef<T>, options?: GetOptions): Promise<T>;
-export function get<T extends readonly ObjectRef<unknown>[]>(refs: T, options?: GetOptions): Promise<{ [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never }>;
-export function get<T>(refs: ObjectRef<T>[], options?: GetOptions): Promise<T[]>;
+export function get<T>(ref: Ref<T>, options?: GetOptions): Promise<T>;
+export function get<T extends readonly Ref<unknown>[]>(refs: T, options?: GetOptions): Promise<{ -readonly [K in keyof T]: T[K] extends Ref<infer V> ? V : never }>;
+export function get<T>(refs: Ref<T>[], options?: GetOptions): Promise<T[]>;
 export function get(refs: unknown, options: GetOptions = {}): Promise<unknown> {
   rejectUnknownKeys('get', options, ['timeout']);
   if (options.timeout !== undefined && !(options.timeout >= 0)) throw new ConfigError('get() timeout must be a number of milliseconds >= 0.');
@@ -110,7 +110,7 @@ export function get(refs: unknown, options: GetOptions = {}): Promise<unknown> {
  * const big = await put(new Float64Array(1_000_000));
  * await get(sum.remote(big));
  */
-export function put<T>(value: T): Promise<ObjectRef<T>> {
+export function put<T>(value: T): Promise<Ref<T>> {
   return core('put()').put(value);
 }
 
@@ -129,14 +129,14 @@ export interface WaitOptions {
  * @example
  * const [ready, notReady] = await wait(refs, { numReturns: 2, timeout: 100 });
  */
-export function wait<T>(refs: ObjectRef<T>[], options: WaitOptions = {}): Promise<[ObjectRef<T>[], ObjectRef<T>[]]> {
+export function wait<R extends Ref<unknown>>(refs: R[], options: WaitOptions = {}): Promise<[R[], R[]]> {
   rejectUnknownKeys('wait', options, ['numReturns', 'timeout']);
   if (!Array.isArray(refs)) throw new TypeError('wait() takes an array of ObjectRefs.');
   const numReturns = options.numReturns ?? 1;
   if (!Number.isInteger(numReturns) || numReturns < 1 || numReturns > refs.length) {
     throw new ConfigError(`wait() numReturns must be an integer from 1 to the number of refs (${refs.length}), got ${numReturns}.`);
   }
-  return core('wait()').wait(refs, numReturns, options.timeout) as Promise<[ObjectRef<T>[], ObjectRef<T>[]]>;
+  return core('wait()').wait(refs as unknown as ObjectRef[], numReturns, options.timeout) as unknown as Promise<[R[], R[]]>;
 }
 
 /**
@@ -147,9 +147,9 @@ export function wait<T>(refs: ObjectRef<T>[], options: WaitOptions = {}): Promis
  * const ref = slow.remote();
  * cancel(ref);
  */
-export function cancel(ref: ObjectRef<unknown>, options: { force?: boolean } = {}): Promise<void> {
+export function cancel(ref: Ref<unknown>, options: { force?: boolean } = {}): Promise<void> {
   rejectUnknownKeys('cancel', options, ['force']);
-  return core('cancel()').cancel(ref, options.force ?? true);
+  return core('cancel()').cancel(ref as ObjectRef, options.force ?? true);
 }
 
 /** Where the calling code runs (like ray.get_runtime_context()). */

@@ -4,6 +4,7 @@ export type { ClusterInfo, GetOptions, WaitOptions, RuntimeContextInfo } from '.
 export { remote } from './remote';
 export type { RemoteFunction, RemoteArgs } from './remote';
 export { ObjectRef } from './object-ref';
+export type { Ref } from './object-ref';
 export {
   NodusError,
   ConfigError,

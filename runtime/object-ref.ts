@@ -3,6 +3,19 @@ import { currentContext, requireContext } from './internal/global';
 
 const REF_BRAND = Symbol.for('nodus.ObjectRef');
 
+/** Type-only key that carries a ref's value type (and keeps plain `{ id }` objects from passing for refs). */
+declare const refType: unique symbol;
+
+/**
+ * Any reference to an object, as get(), wait() and `.remote()` accept it. put() resolves to an
+ * ObjectRef typed as Ref<T>: refs are awaitable, so TypeScript would type `await put(x)` as the
+ * value if put() promised an ObjectRef<T>, while at run time it gives the ref.
+ */
+export interface Ref<T = unknown> {
+  readonly id: string;
+  readonly [refType]: T;
+}
+
 /**
  * A reference to an object that lives in the cluster: a task's return value or
  * a value given to `put()`. It is returned at once; `get(ref)` (or `await ref`)
@@ -16,11 +29,10 @@ const REF_BRAND = Symbol.for('nodus.ObjectRef');
  * const ref = square.remote(3);
  * console.log(await get(ref)); // 9
  */
-export class ObjectRef<T = unknown> implements PromiseLike<T> {
+export class ObjectRef<T = unknown> implements PromiseLike<T>, Ref<T> {
   /** The object's id, unique in the cluster. */
   readonly id: string;
-  /** @internal phantom field that carries T. */
-  declare readonly __type?: T;
+  declare readonly [refType]: T;
 
   /** @internal refs are made by the runtime: `.remote()`, `put()`, or receiving one. */
   constructor(id: string) {

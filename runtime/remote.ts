@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors';
 import { requireContext } from './internal/global';
-import type { ObjectRef } from './object-ref';
+import type { ObjectRef, Ref } from './object-ref';
 import { resolveRemoteOptions, type RemoteOptions, type ResolvedRemoteOptions } from './options';
 import type { FunctionDescriptor } from './protocol';
 
@@ -12,7 +12,7 @@ import type { FunctionDescriptor } from './protocol';
 type AnyFunction = (...args: any[]) => any;
 
 /** Each argument may be given as its value or as an ObjectRef to it (resolved before the task runs). */
-export type RemoteArgs<P extends unknown[]> = { [K in keyof P]: P[K] | ObjectRef<P[K]> };
+export type RemoteArgs<P extends unknown[]> = { [K in keyof P]: P[K] | Ref<P[K]> };
 
 /**
  * A function that runs in the cluster. `.remote(...args)` submits it and returns an

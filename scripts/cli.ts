@@ -28,7 +28,7 @@ function json(v: string): Record<string, number> {
 }
 
 function clusterAddress(given: string | undefined): string {
-  const address = given ?? process.env.NODUS_ADDRESS ?? readSession()?.address;
+  const address = given || process.env.NODUS_ADDRESS || readSession()?.address;
   if (!address) throw new NodusError('No cluster found on this machine. Start one with `npx nodus start --head`, or pass --address redis://HOST:PORT (or set NODUS_ADDRESS).');
   return address;
 }

@@ -1,6 +1,6 @@
 /** @module The node agent: registers a node's resources, pulls the tasks that fit them from BullMQ, runs them in worker processes. */
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { cpus as osCpus, hostname } from 'node:os';
 import { Worker as BullWorker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -81,7 +81,8 @@ export class NodeAgent {
     this.pool = new WorkerPool(
       {
         env: { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix },
-        size: Math.max(1, Math.min(cpus, 32)),
+        // One warm worker per CPU, but not more than the machine has cores: more start on demand.
+        size: Math.max(1, Math.min(cpus, osCpus().length)),
       },
       {
         onLog: (w, stream, text) => this.forwardLog(w, stream, text),

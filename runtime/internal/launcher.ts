@@ -1,6 +1,6 @@
 /** @module Starts cluster processes: redis-server, the head and node agents. Used by the CLI, init() and the tests. */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdirSync, openSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import { ClusterError } from '../errors';
@@ -175,16 +175,25 @@ export async function spawnAgent(o: AgentProcessOptions): Promise<StartedProcess
   return { ...started, nodeId: String(started.info.nodeId) };
 }
 
+/** True while a process runs; a zombie (exited, not yet reaped by a parent that is not us) counts as gone. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // Field 3 of /proc/PID/stat is the state; the name before it is in parentheses and may hold spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (macOS): kill(0) is all we have
+  }
+}
+
 /** Sends SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
 export async function stopProcess(pid: number, graceMs = 5000): Promise<void> {
-  const alive = () => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const alive = () => isRunning(pid);
   if (!alive()) return;
   try {
     process.kill(pid, 'SIGTERM');

@@ -27,7 +27,12 @@ export async function waitForRedis(redis: Redis, address: string, timeoutMs = 10
   let lastError: unknown;
   while (Date.now() < deadline) {
     try {
-      await Promise.race([redis.ping(), new Promise((_, rej) => setTimeout(() => rej(new Error('no answer')), 1000))]);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([redis.ping(), new Promise((_, rej) => (timer = setTimeout(() => rej(new Error('no answer')), 1000)))]);
+      } finally {
+        clearTimeout(timer);
+      }
       return;
     } catch (err) {
       lastError = err;

@@ -50,6 +50,9 @@ export function encode(value: unknown, what = 'value'): Encoded {
     throw new SerializationError(`${what} cannot be serialized: ${(err as Error).message}`, { cause: err });
   } finally {
     holder[COLLECTOR] = null;
+    // msgpackr keeps the last value's reference map (for cycles) until the next pack; packing a
+    // primitive drops it, so the value's ObjectRefs can be collected and their objects freed.
+    packr.pack(null);
   }
 }
 

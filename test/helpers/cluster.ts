@@ -28,7 +28,7 @@ export interface TestCluster {
   agents: (StartedProcess & { nodeId: string })[];
   /** A plain client on the cluster's Redis, to look at keys. */
   redis: Redis;
-  addNode(resources: Resources): Promise<StartedProcess & { nodeId: string }>;
+  addNode(resources: Resources, index?: number): Promise<StartedProcess & { nodeId: string }>;
   stop(): Promise<void>;
 }
 
@@ -41,13 +41,14 @@ export async function startCluster(spec: ClusterSpec = {}): Promise<TestCluster>
   const env = { NODUS_SESSION_DIR: dir, ...spec.env };
   const head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), nodeTimeoutMs: spec.nodeTimeoutMs, driverTimeoutMs: spec.driverTimeoutMs, env });
   const agents: TestCluster['agents'] = [];
-  const addNode = async (resources: Resources) => {
-    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${agents.length}.log`), resources, headNode: agents.length === 0, env });
-    agents.push(a);
+  // agents[i] is the node started with resources[i], whichever comes up first.
+  const addNode = async (resources: Resources, index = agents.length) => {
+    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${index}.log`), resources, headNode: index === 0, env });
+    agents[index] = a;
     return a;
   };
   const resources = spec.nodeResources ?? Array.from({ length: spec.nodes ?? 2 }, () => ({ CPU: spec.cpus ?? 2 }));
-  await Promise.all(resources.map((r) => addNode(r)));
+  await Promise.all(resources.map((r, i) => addNode(r, i)));
   const redis = new Redis(address, { maxRetriesPerRequest: null });
   redis.on('error', () => undefined);
   return {
@@ -87,11 +88,4 @@ export async function eventually(check: () => Promise<boolean> | boolean, what: 
   throw new Error(`timed out waiting until ${what}`);
 }
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isRunning as processAlive } from '../../runtime/internal/launcher';

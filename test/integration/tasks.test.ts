@@ -1,6 +1,6 @@
 import { ConfigError, GetTimeoutError, ObjectRef, SerializationError, TaskError, get, init, put, remote, shutdown, wait } from '../../runtime';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { CustomError, add, describeArg, echo, fail, getNested, makeRefInside, nestedSquare, returnsFunction, sleep, square, sumArray, whereAmI } from '../fixtures/tasks';
+import { CustomError, add, describeArg, echo, fail, fill, getNested, makeRefInside, nestedSquare, returnsFunction, sleep, square, sumArray, whereAmI } from '../fixtures/tasks';
 
 let cluster: TestCluster;
 
@@ -132,7 +132,6 @@ describe('remote functions on a two-node cluster', () => {
   });
 
   test('large results travel through the object store', async () => {
-    const { fill } = await import('../fixtures/tasks');
     const out = await get(fill.remote(1_000_000, 2));
     expect(out).toBeInstanceOf(Float64Array);
     expect(out.length).toBe(1_000_000);

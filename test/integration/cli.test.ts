@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { get, init, shutdown } from '../../runtime';
+import { entryPoint, freePort } from '../../runtime/internal/launcher';
+import { readSession } from '../../runtime/internal/session';
+import { eventually, processAlive } from '../helpers/cluster';
+import { whereAmI } from '../fixtures/tasks';
+
+const run = promisify(execFile);
+let dir: string;
+let env: NodeJS.ProcessEnv;
+const nodus = (...args: string[]) => run(process.execPath, [entryPoint('cli'), ...args], { env, timeout: 60_000 });
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nodus-cli-'));
+  env = { ...process.env, NODUS_SESSION_DIR: dir, NODUS_ADDRESS: '' };
+  process.env.NODUS_SESSION_DIR = dir;
+});
+
+afterAll(async () => {
+  await shutdown();
+  await nodus('stop').catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+  delete process.env.NODUS_SESSION_DIR;
+});
+
+test('start --head and worker join form a cluster that status shows, a driver uses both nodes, and stop ends it all', async () => {
+  const port = await freePort();
+  const started = await nodus('start', '--head', '--port', String(port), '--num-cpus', '1');
+  expect(started.stdout).toContain(`nodus cluster is up at redis://127.0.0.1:${port}`);
+  expect(started.stdout).toContain('npx nodus worker join --address');
+  const address = `redis://127.0.0.1:${port}`;
+
+  const joined = await nodus('worker', 'join', '--address', address, '--num-cpus', '1', '--resources', '{"accel": 2}');
+  expect(joined.stdout).toMatch(/Node node-\w+ joined/);
+
+  const status = JSON.parse((await nodus('status', '--json')).stdout);
+  const alive = status.nodes.filter((n: { state: string }) => n.state === 'alive');
+  expect(alive).toHaveLength(2);
+  expect(alive.map((n: { total: unknown }) => n.total)).toEqual(expect.arrayContaining([{ CPU: 1 }, { CPU: 1, accel: 2 }]));
+  expect(status.head.alive).toBe(true);
+  const text = (await nodus('status')).stdout;
+  expect(text).toContain('Nodes: 2 alive, 0 dead');
+  expect(text).toMatch(/Resources: .*CPU 2/);
+
+  await init({ address, logToDriver: false });
+  const where = await get(Array.from({ length: 8 }, () => whereAmI.remote(200)));
+  expect(new Set(where.map((w) => w.node))).toEqual(new Set(alive.map((n: { id: string }) => n.id)));
+  await shutdown();
+
+  const pids = readSession()?.processes.map((p) => p.pid) ?? [];
+  expect(pids.length).toBe(4); // redis, head, two agents
+  const stopped = await nodus('stop');
+  expect(stopped.stdout).toContain('Stopped redis');
+  await eventually(() => pids.every((p) => !processAlive(p)), 'every process stopped');
+  await expect(nodus('status')).rejects.toMatchObject({ stderr: expect.stringContaining('No cluster found on this machine') });
+});
+
+test('start names the install command when redis-server is missing', async () => {
+  const err = await run(process.execPath, [entryPoint('cli'), 'start', '--head', '--port', String(await freePort())], {
+    env: { ...env, NODUS_REDIS_SERVER: '/nonexistent/redis-server' },
+  }).catch((e: { stderr: string }) => e);
+  expect((err as { stderr: string }).stderr).toContain('apt-get install -y redis-server');
+});
+
+test('a wrong option gets a clear error', async () => {
+  const err = await nodus('start', '--head', '--num-cpu', '2').catch((e: { stderr: string }) => e);
+  expect((err as { stderr: string }).stderr).toMatch(/unknown option '--num-cpu'[\s\S]*--num-cpus/);
+});

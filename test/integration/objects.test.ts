@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ObjectLostError, ObjectRef, get, init, put, shutdown, type Ref } from '../../runtime';
+import { Keys } from '../../runtime/protocol';
+import { collectGarbage, eventually, startCluster, type TestCluster } from '../helpers/cluster';
+import { echo, fill, makeRefInside, square } from '../fixtures/tasks';
+
+let cluster: TestCluster;
+const keys = new Keys();
+
+beforeAll(async () => {
+  cluster = await startCluster({ nodes: 1, cpus: 2, driverTimeoutMs: 1500, env: { NODUS_CHUNK_BYTES: String(256 * 1024) } });
+  process.env.NODUS_CHUNK_BYTES = String(256 * 1024);
+  await init({ address: cluster.address, logToDriver: false });
+});
+
+afterAll(async () => {
+  delete process.env.NODUS_CHUNK_BYTES;
+  await shutdown();
+  await cluster?.stop();
+});
+
+const exists = async (id: string) => (await cluster.redis.exists(keys.value(id), keys.meta(id))) > 0;
+
+describe('the object store', () => {
+  test('put returns a ref whose value any get returns, equal to what was put', async () => {
+    const ref = await put({ a: 1, list: [1, 2, 3] });
+    expect(ref).toBeInstanceOf(ObjectRef);
+    expect(await get(ref)).toEqual({ a: 1, list: [1, 2, 3] });
+    expect(await exists(ref.id)).toBe(true);
+  });
+
+  test('values too large for one string are split into chunks and come back whole', async () => {
+    const value = new Float64Array(100_000).map((_, i) => i); // 800 kB, over the 256 kB chunk size set above
+    const ref = await put(value);
+    expect(await cluster.redis.exists(keys.chunk(ref.id, 0), keys.chunk(ref.id, 3))).toBe(2);
+    expect(await get(ref)).toEqual(value);
+    // A chunked value is also a task argument and a task result.
+    const out = await get(echo.remote(ref));
+    expect(out).toEqual(value);
+    const big = await get(fill.remote(100_000, 3));
+    expect(big[99_999]).toBe(3);
+  });
+
+  test('an object is freed when no reference to it remains', async () => {
+    const held: { ref?: Ref<number> } = { ref: await put(123) };
+    const id = held.ref!.id;
+    expect(await exists(id)).toBe(true);
+    delete held.ref;
+    await collectGarbage();
+    await eventually(async () => !(await exists(id)), 'the object was deleted from Redis');
+  });
+
+  test('a task result is freed when the driver drops its ref', async () => {
+    const held: { ref?: ObjectRef<number> } = { ref: square.remote(12) };
+    expect(await get(held.ref!)).toBe(144);
+    const id = held.ref!.id;
+    expect(await exists(id)).toBe(true);
+    delete held.ref;
+    await collectGarbage();
+    await eventually(async () => !(await exists(id)), 'the result was deleted');
+  });
+
+  test('a ref nested in a stored object keeps its target alive until the container goes', async () => {
+    const held: { inner?: Ref<string>; box?: Ref<{ r: Ref<string> }> } = { inner: await put('payload') };
+    const innerId = held.inner!.id;
+    held.box = await put({ r: held.inner! });
+    delete held.inner;
+    await collectGarbage();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await exists(innerId)).toBe(true);
+    expect(await get((await get(held.box)).r)).toBe('payload');
+    delete held.box;
+    await collectGarbage();
+    await eventually(async () => !(await exists(innerId)), 'the nested object was freed with its container');
+  });
+
+  test('a ref made inside a task outlives the task while the driver holds it', async () => {
+    const box = await get(makeRefInside.remote(99));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await get(box.ref)).toBe(99);
+  });
+
+  test('get of an object that was freed says it is lost', async () => {
+    const ref = await put('short-lived');
+    await cluster.redis.del(keys.value(ref.id), keys.meta(ref.id));
+    await expect(get(ref)).rejects.toBeInstanceOf(ObjectLostError);
+  });
+
+  test('a driver that exits without shutdown has its objects freed', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(__dirname, '../fixtures/driver-exit.ts')], {
+      env: { ...process.env, NODUS_ADDRESS: cluster.address },
+      cwd: join(__dirname, '../..'),
+    });
+    const ids = JSON.parse(stdout.trim().split('\n').pop()!) as string[];
+    expect(ids).toHaveLength(2);
+    // The driver is gone but its objects are still there until the head notices.
+    await eventually(async () => !(await exists(ids[0])) && !(await exists(ids[1])), 'the dead driver’s objects were freed', 10_000);
+    expect(await cluster.redis.hlen(keys.drivers)).toBe(1);
+  });
+
+  test('shutdown frees everything the driver owns', async () => {
+    const ref = await put('mine');
+    const r2 = square.remote(3);
+    await get(r2);
+    await shutdown();
+    expect(await exists(ref.id)).toBe(false);
+    expect(await exists(r2.id)).toBe(false);
+    await init({ address: cluster.address, logToDriver: false });
+  });
+});
