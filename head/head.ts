@@ -80,7 +80,12 @@ export class Head {
   /** A driver that died without shutdown(): free every object it owns or holds. */
   async checkDrivers(): Promise<void> {
     const stale = await this.redis.zrangebyscore(this.keys.driverHeartbeats, '-inf', Date.now() - this.driverTimeoutMs);
+    if (!stale.length) return;
+    // A driver whose event loop is busy misses heartbeats but keeps its connection: only a driver whose
+    // connection is gone too is dead (the kernel closes a dead process's sockets, so Redis drops them).
+    const clients = String(await this.redis.client('LIST'));
     for (const id of stale) {
+      if (clients.includes(` name=nodus:driver:${id} `)) continue;
       const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
       await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
       this.o.logger.warn({ driver: id, freed }, 'driver died without shutdown: freed its objects');

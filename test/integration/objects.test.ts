@@ -100,6 +100,17 @@ describe('the object store', () => {
     expect(await cluster.redis.hlen(keys.drivers)).toBe(1);
   });
 
+  test('a driver whose event loop is busy for longer than the heartbeat timeout keeps its objects', async () => {
+    const ref = await put('still mine');
+    const until = Date.now() + 2500; // driverTimeoutMs is 1500 here
+    while (Date.now() < until) {
+      /* a long synchronous computation: no heartbeats go out */
+    }
+    await new Promise((r) => setTimeout(r, 1000)); // the head has looked at us by now
+    expect(await get(ref)).toBe('still mine');
+    expect(await cluster.redis.hlen(keys.drivers)).toBe(1);
+  });
+
   test('shutdown frees everything the driver owns', async () => {
     const ref = await put('mine');
     const r2 = square.remote(3);
