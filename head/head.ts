@@ -2,8 +2,9 @@
 import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
+import { killActor } from '../runtime/internal/context';
 import { connect, waitForRedis } from '../runtime/internal/redis';
-import { Keys, PROTOCOL_VERSION, taskQueueName, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
+import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from './policy';
 import type { Redis } from 'ioredis';
@@ -41,7 +42,7 @@ export class Head {
   async start(): Promise<HeadInfo> {
     await waitForRedis(this.redis, this.o.address);
     const info: HeadInfo = { pid: process.pid, host: hostname(), startedAt: Date.now(), version: PROTOCOL_VERSION, nodeTimeoutMs: this.nodeTimeoutMs };
-    await this.redis.hset(this.keys.head, info as unknown as Record<string, string>);
+    await this.redis.hset(this.keys.head, { ...info, beat: Date.now() } as unknown as Record<string, string>);
     const every = (ms: number, fn: () => Promise<void>) => {
       let busy = false;
       const t = setInterval(() => {
@@ -86,6 +87,10 @@ export class Head {
     const clients = String(await this.redis.client('LIST'));
     for (const id of stale) {
       if (clients.includes(` name=nodus:driver:${id} `)) continue;
+      // Its actors die with it, unless detached.
+      for (const actorId of await this.redis.smembers(this.keys.ownedActors(id))) {
+        await killActor(this.redis, this.keys, actorId, true, `its driver ${id} died`);
+      }
       const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
       await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
       this.o.logger.warn({ driver: id, freed }, 'driver died without shutdown: freed its objects');
@@ -96,9 +101,10 @@ export class Head {
   async checkInfeasible(): Promise<void> {
     const shapes = await this.redis.hgetall(this.keys.shapes);
     const nodes = (await this.redis.hvals(this.keys.nodes)).map((s) => JSON.parse(s) as NodeInfo);
-    for (const [shape, raw] of Object.entries(shapes)) {
+    for (const [queue, raw] of Object.entries(shapes)) {
+      const shape = queue;
       const demand = JSON.parse(raw) as Resources;
-      const waiting = await this.queue(shape).getWaitingCount();
+      const waiting = await this.queue(queue).getWaitingCount();
       if (waiting > 0 && !isFeasible(demand, nodes)) {
         const prev = await this.redis.hget(this.keys.infeasible, shape);
         const since = prev ? (JSON.parse(prev) as { since: number }).since : Date.now();
@@ -112,7 +118,7 @@ export class Head {
   private queue(shape: string): Queue {
     let q = this.queues.get(shape);
     if (!q) {
-      q = new Queue(taskQueueName(shape), { connection: this.redis, prefix: this.keys.bullPrefix });
+      q = new Queue(shape, { connection: this.redis, prefix: this.keys.bullPrefix });
       this.queues.set(shape, q);
     }
     return q;

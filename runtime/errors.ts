@@ -54,6 +54,15 @@ export class WorkerCrashedError extends NodusError {
   override readonly retryable = true;
 }
 
+/**
+ * The actor is dead: its constructor threw (the error is `cause`), it was killed, or its process
+ * died more often than `maxRestarts` allows. Calls that were running when its process died fail
+ * with it too, unless `maxTaskRetries` lets them run again.
+ */
+export class ActorDiedError extends NodusError {
+  override readonly code = 'ACTOR_DIED';
+}
+
 /** `get` ran out of time before the objects were ready. The tasks keep running. */
 export class GetTimeoutError extends NodusError {
   override readonly code = 'GET_TIMEOUT';
@@ -83,7 +92,7 @@ export class ClusterError extends NodusError {
 
 /** A failure as it travels between processes (Temporal's Failure vs Error split). */
 export interface SerializedFailure {
-  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system';
+  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor';
   /** Name of the task that failed (or whose argument failed). */
   task: string;
   name: string;
@@ -140,6 +149,8 @@ export function fromFailure(f: SerializedFailure): NodusError {
       return new ObjectLostError(f.message);
     case 'system':
       return new NodusError(f.message);
+    case 'actor':
+      return new ActorDiedError(f.message, f.cause ? { cause: f.cause.kind === 'task' ? rebuildCause(f.cause) : fromFailure(f.cause) } : undefined);
     default: {
       const cause = rebuildCause(f);
       return new TaskError(`task ${f.task} failed: ${f.name}: ${f.message}`, f.task, f.name, f.stack, { cause });

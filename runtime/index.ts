@@ -2,9 +2,11 @@
 export { init, shutdown, get, put, wait, cancel, getRuntimeContext } from './api';
 export type { ClusterInfo, GetOptions, WaitOptions, RuntimeContextInfo } from './api';
 export { remote } from './remote';
-export type { RemoteFunction, RemoteArgs } from './remote';
+export type { RemoteFunction, RemoteArgs, RemoteResult } from './remote';
+export { getActor, kill } from './actor';
+export type { ActorHandle, ActorClass, ActorMethod } from './actor';
 export { ObjectRef } from './object-ref';
-export type { Ref } from './object-ref';
+export type { Ref, ObjectRefGenerator } from './object-ref';
 export {
   NodusError,
   ConfigError,
@@ -16,6 +18,7 @@ export {
   ObjectLostError,
   NotInitializedError,
   ClusterError,
+  ActorDiedError,
 } from './errors';
-export type { RemoteOptions, InitOptions } from './options';
+export type { RemoteOptions, InitOptions, ActorOptions } from './options';
 export type { Resources } from './protocol';

@@ -29,6 +29,23 @@ export interface Ref<T = unknown> {
  * const ref = square.remote(3);
  * console.log(await get(ref)); // 9
  */
+/**
+ * What a streaming generator call returns: an async iterable of refs to the items, in the order they
+ * were yielded. An error thrown by the generator is thrown after the items before it; leaving the
+ * loop early stops the producer. Items are typed Ref<T> (they are ObjectRefs at run time): `for await`
+ * would type an awaitable item as its value.
+ *
+ * @example
+ * for await (const ref of counter.count.remote(3)) console.log(await get(ref));
+ */
+export interface ObjectRefGenerator<T> extends AsyncIterableIterator<Ref<T>> {
+  /** Id of the generator call. */
+  readonly id: string;
+}
+
+/** Each argument may be given as its value or as a ref to it (resolved before the call runs). */
+export type RemoteArgs<P extends unknown[]> = { [K in keyof P]: P[K] | Ref<P[K]> };
+
 export class ObjectRef<T = unknown> implements PromiseLike<T>, Ref<T> {
   /** The object's id, unique in the cluster. */
   readonly id: string;

@@ -31,12 +31,23 @@ const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
 export function rejectUnknownKeys(what: string, given: object, valid: readonly string[]): void {
   for (const key of Object.keys(given)) {
     if (!valid.includes(key)) {
-      const near = valid.find((v) => v.toLowerCase() === key.toLowerCase().replace(/[_-]/g, ''));
+      const near = valid.find((v) => v.toLowerCase() === key.toLowerCase().replace(/[_-]/g, '')) ?? valid.find((v) => editDistance(v.toLowerCase(), key.toLowerCase()) <= 2);
       throw new ConfigError(
         `Unknown ${what} option '${key}'.${near ? ` Did you mean '${near}'?` : ''} Valid options: ${valid.join(', ')}.`,
       );
     }
   }
+}
+
+/** Levenshtein distance, for "did you mean" on a mistyped option name. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 function checkCount(what: string, v: unknown, opts: { integer?: boolean; min?: number } = {}): number {
@@ -136,4 +147,67 @@ export function resolveNodeResources(opts: NodeOptions, defaultCpus: number): Re
   const gpus = checkCount('numGpus', opts.numGpus ?? 0, { integer: true });
   if (gpus) total.GPU = gpus;
   return Object.assign(total, resolveResources('resources', opts.resources));
+}
+
+/** Options of an actor class, given to `remote(Class, opts)` or `.options(opts)`. */
+export interface ActorOptions {
+  /** CPUs the actor holds while it lives. @default 0 */
+  numCpus?: number;
+  /** GPUs the actor holds while it lives. @default 0 */
+  numGpus?: number;
+  /** Custom resources the actor holds while it lives. @default {} */
+  resources?: Resources;
+  /** How many times the actor is restarted (its constructor run again) when its process dies; -1: no limit. @default 0 */
+  maxRestarts?: number;
+  /** How many times a call that was running when the process died is run again after a restart; -1: no limit. @default 0 */
+  maxTaskRetries?: number;
+  /** Calls that may run at once (async methods interleave). @default 1 */
+  maxConcurrency?: number;
+  /** A name any driver can find the actor by with getActor(). @default none */
+  name?: string;
+  /** Namespace of the name. @default 'default' */
+  namespace?: string;
+  /** 'detached': the actor outlives the driver that created it, until kill(). @default ends with its driver */
+  lifetime?: 'detached';
+}
+
+export interface ResolvedActorOptions {
+  demand: Resources;
+  maxRestarts: number;
+  maxTaskRetries: number;
+  maxConcurrency: number;
+  name: string | undefined;
+  namespace: string;
+  detached: boolean;
+}
+
+const ACTOR_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRestarts', 'maxTaskRetries', 'maxConcurrency', 'name', 'namespace', 'lifetime'] as const;
+
+export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptions {
+  if (typeof opts !== 'object' || opts === null) throw new ConfigError('actor options must be an object.');
+  rejectUnknownKeys('actor', opts, ACTOR_OPTION_NAMES);
+  const demand: Resources = { CPU: checkCount('numCpus', opts.numCpus ?? 0) };
+  const gpus = checkCount('numGpus', opts.numGpus ?? 0);
+  if (gpus > 0) demand.GPU = gpus;
+  Object.assign(demand, resolveResources('resources', opts.resources));
+  const unlimited = (what: string, v: number | undefined, dflt: number) => {
+    const n = checkCount(what, v ?? dflt, { integer: true, min: -1 });
+    return n === -1 ? Number.MAX_SAFE_INTEGER : n;
+  };
+  const maxConcurrency = checkCount('maxConcurrency', opts.maxConcurrency ?? 1, { integer: true, min: 1 });
+  if (opts.name !== undefined && (typeof opts.name !== 'string' || !/^[^/\s][^/]{0,199}$/.test(opts.name))) {
+    throw new ConfigError(`name must be a non-empty string without '/', got ${JSON.stringify(opts.name)}.`);
+  }
+  const namespace = opts.namespace ?? 'default';
+  if (typeof namespace !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(namespace)) throw new ConfigError(`namespace must match [A-Za-z0-9_.-]+, got ${JSON.stringify(namespace)}.`);
+  if (opts.lifetime !== undefined && opts.lifetime !== 'detached') throw new ConfigError(`lifetime must be 'detached' or left out, got ${JSON.stringify(opts.lifetime)}.`);
+  return {
+    demand,
+    maxRestarts: unlimited('maxRestarts', opts.maxRestarts, 0),
+    maxTaskRetries: unlimited('maxTaskRetries', opts.maxTaskRetries, 0),
+    maxConcurrency,
+    name: opts.name,
+    namespace,
+    detached: opts.lifetime === 'detached',
+  };
 }

@@ -4,15 +4,18 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from './errors';
 import { requireContext } from './internal/global';
-import type { ObjectRef, Ref } from './object-ref';
-import { resolveRemoteOptions, type RemoteOptions, type ResolvedRemoteOptions } from './options';
+import { makeActorClass, type ActorClass, type AnyClass } from './actor';
+import type { ObjectRef, ObjectRefGenerator, RemoteArgs } from './object-ref';
+import { resolveRemoteOptions, type ActorOptions, type RemoteOptions, type ResolvedRemoteOptions } from './options';
 import type { FunctionDescriptor } from './protocol';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyFunction = (...args: any[]) => any;
 
-/** Each argument may be given as its value or as an ObjectRef to it (resolved before the task runs). */
-export type RemoteArgs<P extends unknown[]> = { [K in keyof P]: P[K] | Ref<P[K]> };
+export type { RemoteArgs };
+
+/** What `.remote()` returns: a ref to the result, or for an async generator function an async iterable of refs. */
+export type RemoteResult<R> = R extends AsyncIterable<infer Y> ? ObjectRefGenerator<Y> : ObjectRef<Awaited<R>>;
 
 /**
  * A function that runs in the cluster. `.remote(...args)` submits it and returns an
@@ -25,7 +28,7 @@ export type RemoteArgs<P extends unknown[]> = { [K in keyof P]: P[K] | Ref<P[K]>
  */
 export interface RemoteFunction<F extends AnyFunction> {
   /** Submits the task; its ObjectRef carries the awaited return type. */
-  remote(...args: RemoteArgs<Parameters<F>>): ObjectRef<Awaited<ReturnType<F>>>;
+  remote(...args: RemoteArgs<Parameters<F>>): RemoteResult<ReturnType<F>>;
   /** A copy with some options changed; this one is not modified. */
   options(opts: RemoteOptions): RemoteFunction<F>;
   readonly name: string;
@@ -83,17 +86,17 @@ const REMOTE = Symbol.for('nodus.remoteFunction');
  * export const square = remote(async function square(x: number) { return x * x; });
  * export const heavy = remote({ numCpus: 2, maxRetries: 1 }, function heavy(a: Float64Array) { return a.length; });
  */
-export function remote<F extends AnyFunction>(fn: F): RemoteFunction<F>;
+export function remote<C extends AnyClass>(cls: C, options?: ActorOptions): ActorClass<C>;
+export function remote<C extends AnyClass>(options: ActorOptions, cls: C): ActorClass<C>;
+export function remote<F extends AnyFunction>(fn: F, options?: RemoteOptions): RemoteFunction<F>;
 export function remote<F extends AnyFunction>(options: RemoteOptions, fn: F): RemoteFunction<F>;
-export function remote<F extends AnyFunction>(a: F | RemoteOptions, b?: F): RemoteFunction<F> {
-  const [options, fn] = typeof a === 'function' ? [{}, a] : [a, b];
+export function remote(a: unknown, b?: unknown): unknown {
+  const [options, fn] = (typeof a === 'function' ? [b ?? {}, a] : [a, b]) as [object, unknown];
   if (typeof fn !== 'function') {
-    throw new ConfigError('remote() takes a function, or options and then a function: remote({ numCpus: 2 }, function heavy() {...}).');
+    throw new ConfigError('remote() takes a function or a class, and options before or after it: remote({ numCpus: 2 }, function heavy() {...}), remote(Counter, { maxRestarts: 2 }).');
   }
-  if (/^class[\s{]/.test(Function.prototype.toString.call(fn))) {
-    throw new ConfigError('remote() of a class (an actor) is not supported yet; pass a function.');
-  }
-  const resolved = resolveRemoteOptions(options);
+  const isClass = /^class[\s{]/.test(Function.prototype.toString.call(fn));
+  const resolved = isClass ? undefined : resolveRemoteOptions(options as RemoteOptions);
   const module = callerModule();
   if (!module) throw new ConfigError('remote() could not tell which module defines this function; define remote functions at the top level of a module file.');
   const baseName = fn.name || 'anonymous';
@@ -101,13 +104,15 @@ export function remote<F extends AnyFunction>(a: F | RemoteOptions, b?: F): Remo
   registry().set(module, inModule);
   let key = baseName;
   for (let n = 2; inModule.has(key); n++) key = `${baseName}#${n}`;
-  const entry: RegistryEntry = { fn, descriptor: { module, key, name: baseName } };
+  const entry: RegistryEntry = { fn: fn as AnyFunction, descriptor: { module, key, name: baseName } };
   inModule.set(key, entry);
-  return makeRemoteFunction<F>(entry, options, resolved);
+  if (isClass) return makeActorClass(fn as AnyClass, entry.descriptor, options as ActorOptions);
+  return makeRemoteFunction(entry, options as RemoteOptions, resolved!);
 }
 
 function makeRemoteFunction<F extends AnyFunction>(entry: RegistryEntry, options: RemoteOptions, resolved: ResolvedRemoteOptions): RemoteFunction<F> {
   const name = resolved.name ?? entry.descriptor.name;
+  const generator = entry.fn.constructor?.name === 'AsyncGeneratorFunction';
   const rf = function (...args: unknown[]) {
     const shown = args.map((x) => preview(x)).join(', ');
     throw new TypeError(
@@ -118,7 +123,7 @@ function makeRemoteFunction<F extends AnyFunction>(entry: RegistryEntry, options
   Object.defineProperty(rf, 'name', { value: name });
   Object.defineProperty(rf, REMOTE, { value: entry });
   Object.assign(rf, {
-    remote: (...args: unknown[]) => requireContext(`${name}.remote()`).submit(entry.descriptor, args, resolved),
+    remote: (...args: unknown[]) => requireContext(`${name}.remote()`).submit(entry.descriptor, args, resolved, generator),
     options: (more: RemoteOptions) => {
       const merged = { ...options, ...more };
       return makeRemoteFunction<F>(entry, merged, resolveRemoteOptions(merged));

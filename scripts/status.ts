@@ -32,6 +32,11 @@ export function formatStatus(s: ClusterStatus): string {
   const running = s.tasks.reduce((a, t) => a + t.running, 0);
   lines.push('', `Tasks: ${queued} queued, ${running} running`);
   for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}: ${t.queued} queued, ${t.running} running`);
+  const aliveActors = s.actors.filter((a) => a.state !== 'dead').length;
+  lines.push('', `Actors: ${aliveActors} not dead, ${s.actors.length - aliveActors} dead`);
+  for (const a of s.actors) {
+    lines.push(`  ${a.cls}${a.name ? ` '${a.namespace}/${a.name}'` : ''}  ${a.id}  ${a.state}  node ${a.node || '-'}  restarts ${a.restarts}${a.detached ? '  detached' : ''}`);
+  }
   if (s.infeasible.length) {
     lines.push('', 'Infeasible demand (no node could ever run these; add a node that has the resources):');
     for (const i of s.infeasible) lines.push(`  {${fmt(i.demand)}}${i.task ? ` ${i.task}` : ''}: ${i.waiting ?? '?'} waiting since ${ago(i.since)}`);

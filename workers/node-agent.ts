@@ -9,8 +9,9 @@ import type { SerializedFailure } from '../runtime/errors';
 import { failureBytes } from '../runtime/internal/object-store';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { encode } from '../runtime/internal/serialization';
-import { PROTOCOL_VERSION, taskQueueName, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
+import { Note, PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
+import { ActorHost } from './actor-host';
 import { WorkerExit, WorkerPool, type WorkerProcess } from './worker-pool';
 
 export interface AgentOptions {
@@ -27,7 +28,9 @@ export interface AgentOptions {
 }
 
 interface Shape {
+  /** The BullMQ queue: task.<shape> or actor.<shape>. */
   key: string;
+  actor: boolean;
   demand: Resources;
   worker: BullWorker;
 }
@@ -55,6 +58,7 @@ export class NodeAgent {
   private readonly running = new Map<string, Running>();
   private readonly cancelled = new Set<string>();
   private pool!: WorkerPool;
+  private actorHost!: ActorHost;
   private readonly timers: NodeJS.Timeout[] = [];
   private wakeUp: (() => void) | undefined;
   private woken = false;
@@ -93,6 +97,19 @@ export class NodeAgent {
         },
       },
     );
+    this.actorHost = new ActorHost({
+      redis: this.redis,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      env: { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix },
+      logger: this.o.logger,
+      events: { onLog: (w, stream, text) => this.forwardLog(w, stream, text) },
+      release: (demand) => {
+        this.free = give(this.free, demand, this.total);
+        this.wake();
+      },
+      onProcessExit: (w) => void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined),
+    });
     await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel);
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
@@ -119,7 +136,7 @@ export class NodeAgent {
       state: 'alive',
       total: this.total,
       free: this.free,
-      workers: this.pool?.all.size ?? 0,
+      workers: (this.pool?.all.size ?? 0) + (this.actorHost?.processes ?? 0),
       running: this.running.size,
       startedAt: this.startedAt,
       isHeadNode: this.o.headNode,
@@ -137,7 +154,7 @@ export class NodeAgent {
       if (this.shapes.has(key)) continue;
       const demand = JSON.parse(raw) as Resources;
       if (!fits(demand, this.total)) continue;
-      const worker = new BullWorker(taskQueueName(key), null, {
+      const worker = new BullWorker(key, null, {
         connection: this.bull,
         prefix: this.keys.bullPrefix,
         autorun: false,
@@ -148,7 +165,7 @@ export class NodeAgent {
       });
       worker.on('error', (err) => this.o.logger.debug({ err: String(err) }, 'bullmq worker error'));
       void worker.startStalledCheckTimer();
-      this.shapes.set(key, { key, demand, worker });
+      this.shapes.set(key, { key, actor: key.startsWith('actor.'), demand, worker });
     }
   }
 
@@ -177,7 +194,8 @@ export class NodeAgent {
           if (!job) break;
           this.free = take(this.free, shape.demand);
           took = true;
-          void this.runJob(shape, job, token);
+          if (shape.actor) void this.hostActor(shape, job as unknown as Job<ActorJob>, token);
+          else void this.runJob(shape, job, token);
         }
       }
       if (!took && !this.woken && !this.closing) await new Promise<void>((r) => (this.wakeUp = r));
@@ -227,6 +245,19 @@ export class NodeAgent {
     }
   }
 
+  /** An actor creation: the actor keeps the resources just taken until it is dead for good. */
+  private async hostActor(shape: Shape, job: Job<ActorJob>, token: string): Promise<void> {
+    try {
+      await job.moveToCompleted(null, token, false);
+      if (job.data?.v !== PROTOCOL_VERSION || typeof job.data.actorId !== 'string') throw new Error('malformed actor job');
+      await this.actorHost.host(job.data.actorId, shape.demand);
+    } catch (err) {
+      this.o.logger.error({ job: job.id, err: String(err) }, 'could not host actor');
+      this.free = give(this.free, shape.demand, this.total);
+      this.wake();
+    }
+  }
+
   /** The worker process died mid-task: run it again elsewhere while maxRetries allows, else report WorkerCrashedError. */
   private async onCrash(run: Running, exit: WorkerExit): Promise<void> {
     const { job, token } = run;
@@ -254,12 +285,15 @@ export class NodeAgent {
 
   /** Stores the result (if small) and tells the caller, in one Lua command. */
   private async complete(data: TaskJob, value: Buffer | null, chunks: number, inner: string[]): Promise<void> {
-    const note = encode([data.id, value]).bytes;
+    const note = encode([Note.Done, data.id, value]).bytes;
     await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value ?? '', note, chunks, ...inner);
   }
 
   private onControl(msg: ControlMessage): void {
-    if (msg.type !== 'cancel') return;
+    if (msg.type === 'kill') {
+      this.actorHost.kill(msg.actorId);
+      return;
+    }
     this.cancelled.add(msg.id);
     // Bounded memory: cancels are rare, and a retried task re-checks Redis anyway.
     if (this.cancelled.size > 10_000) this.cancelled.delete(this.cancelled.values().next().value!);
@@ -283,12 +317,12 @@ export class NodeAgent {
   }
 
   private forwardLog(w: WorkerProcess, stream: 'stdout' | 'stderr', text: string): void {
-    const job = w.job;
-    if (!job) {
+    const to = w.job ? { owner: w.job.owner, name: w.job.fn.name } : w.label;
+    if (!to) {
       if (text.trim()) this.o.logger.info({ worker: w.id, pid: w.pid, stream }, text.trimEnd());
       return;
     }
-    this.forward(job.owner, { prefix: `(${job.fn.name} pid=${w.pid} node=${this.nodeId})`, stream, text });
+    this.forward(to.owner, { prefix: `(${to.name} pid=${w.pid} node=${this.nodeId})`, stream, text });
   }
 
   /** Batches log lines per driver into one PUBLISH per tick. */
@@ -310,6 +344,7 @@ export class NodeAgent {
     this.closing = true;
     this.wake();
     for (const t of this.timers) clearInterval(t);
+    await this.actorHost?.stop();
     await this.pool?.close();
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
     await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));

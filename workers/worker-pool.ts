@@ -37,6 +37,10 @@ export class WorkerProcess {
   readonly ready: Promise<void>;
   /** The task it runs now, if any. */
   job: TaskJob | undefined;
+  /** Whose terminal its output goes to when no task says (an actor's process). */
+  label: { owner: string; name: string } | undefined;
+  /** How it ended, once it has. */
+  exit: WorkerExit | undefined;
   alive = true;
   /** Reached 'ready': a worker that dies before is broken (bad install), not a task's victim. */
   started = false;
@@ -80,8 +84,9 @@ export class WorkerProcess {
     }
     this.proc.on('exit', (code, signal) => {
       this.alive = false;
-      failStart(new WorkerExit(code, signal));
-      this.current?.reject(new WorkerExit(code, signal));
+      this.exit = new WorkerExit(code, signal);
+      failStart(this.exit);
+      this.current?.reject(this.exit);
       this.current = undefined;
       onExit(this);
     });

@@ -1,12 +1,14 @@
 /** @module A worker process: imports the module that defines a remote function (TypeScript too) and runs its tasks one at a time. */
 import { pathToFileURL } from 'node:url';
 import { NodusError, TaskError, toFailure, type SerializedFailure } from '../runtime/errors';
-import { CoreContext } from '../runtime/internal/context';
+import { CoreContext, actorFailure } from '../runtime/internal/context';
 import { setContext } from '../runtime/internal/global';
 import { failureBytes, toStoredForm, writeChunks } from '../runtime/internal/object-store';
+import { connect } from '../runtime/internal/redis';
+import { isAsyncIterator, produce } from '../runtime/internal/streams';
 import { decode, encode } from '../runtime/internal/serialization';
 import { isObjectRef } from '../runtime/object-ref';
-import { INLINE_RESULT_BYTES, Keys, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
+import { INLINE_RESULT_BYTES, Keys, Note, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
 import { lookupRemote } from '../runtime/remote';
 import type { AgentToWorker, WorkerToAgent } from './ipc';
 
@@ -64,6 +66,22 @@ function failureOf(err: unknown, task: string): SerializedFailure {
   return toFailure(err, 'task', task);
 }
 
+/** Encodes a result: inline when small, else written to the object store by this process. */
+async function packResult(ctx: CoreContext, id: string, result: unknown, name: string): Promise<{ value: Buffer | null; chunks: number; inner: string[] }> {
+  const enc = encode(result, `return value of ${name}`);
+  const form = toStoredForm(enc.bytes);
+  if (!form.chunks.length && form.head.length <= INLINE_RESULT_BYTES) return { value: form.head, chunks: 0, inner: enc.refs };
+  await writeChunks(ctx.redis, ctx.keys, id, form.chunks);
+  await ctx.redis.set(ctx.keys.value(id), form.head);
+  return { value: null, chunks: form.chunks.length, inner: enc.refs };
+}
+
+/** Decodes arguments (inline or stored) and resolves top-level refs to their values; nested ones stay refs. */
+async function loadArgs(ctx: CoreContext, inline: Buffer | null, argsRef: string | null): Promise<unknown[]> {
+  const args = inline ? decode<unknown[]>(inline) : ((await ctx.get(ctx.refFromWire(argsRef!), undefined)) as unknown[]);
+  return args.some(isObjectRef) ? Promise.all(args.map((a) => (isObjectRef(a) ? ctx.get(a, undefined) : a))) : args;
+}
+
 async function run(ctx: CoreContext, job: TaskJob): Promise<void> {
   ctx.ownerId = job.owner;
   ctx.current = { taskId: job.id, nodeId };
@@ -72,22 +90,13 @@ async function run(ctx: CoreContext, job: TaskJob): Promise<void> {
   let inner: string[];
   try {
     const fn = await loadFunction(job.fn);
-    let args: unknown[] = job.args !== null ? decode<unknown[]>(Buffer.from(job.args, 'base64')) : ((await ctx.get(ctx.refFromWire(job.argsRef!), undefined)) as unknown[]);
-    // Top-level refs arrive as their values; nested ones stay refs.
-    if (args.some(isObjectRef)) args = await Promise.all(args.map((a) => (isObjectRef(a) ? ctx.get(a, undefined) : a)));
-    const result = await fn(...args);
-    const enc = encode(result, `return value of ${job.fn.name}`);
-    inner = enc.refs;
-    const form = toStoredForm(enc.bytes);
-    if (form.chunks.length || form.head.length > INLINE_RESULT_BYTES) {
-      // Large results go straight to the object store; the agent only reports completion.
-      await writeChunks(ctx.redis, ctx.keys, job.id, form.chunks);
-      await ctx.redis.set(ctx.keys.value(job.id), form.head);
-      chunks = form.chunks.length;
-      value = null;
-    } else {
-      value = form.head;
+    const args = await loadArgs(ctx, job.args !== null ? Buffer.from(job.args, 'base64') : null, job.argsRef);
+    let result = fn(...args);
+    if (isAsyncIterator(result)) {
+      // A generator task streams its items to the caller; its own result is the item count.
+      result = await produce(ctx, result, { streamId: job.id, consumer: job.caller, owner: job.owner, name: job.fn.name });
     }
+    ({ value, chunks, inner } = await packResult(ctx, job.id, await result, job.fn.name));
   } catch (err) {
     value = failureBytes(failureOf(err, job.fn.name));
     inner = [];
@@ -95,6 +104,77 @@ async function run(ctx: CoreContext, job: TaskJob): Promise<void> {
     ctx.current = {};
   }
   send({ t: 'done', id: job.id, value, chunks, inner });
+}
+
+/**
+ * An actor process: constructs the instance, then runs the calls in its mailbox — one at a time, or up
+ * to maxConcurrency at once — moving each to the running list as it starts, so a restart knows which
+ * calls were under way.
+ */
+async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
+  const key = ctx.keys.actor(actorId);
+  const rec = (await ctx.redis.hgetall(key)) as unknown as ActorRecord;
+  // What the actor creates outside a call's result lives as long as the actor.
+  ctx.ownerId = actorId;
+  let instance: Record<string, unknown>;
+  try {
+    const cls = (await loadFunction({ module: rec.module, key: rec.key, name: rec.cls })) as unknown as new (...a: unknown[]) => Record<string, unknown>;
+    instance = new cls(...(await loadArgs(ctx, rec.args ? Buffer.from(rec.args, 'base64') : null, rec.argsRef || null)));
+  } catch (err) {
+    const f = failureOf(err, rec.cls);
+    const cause = actorFailure(`actor ${rec.cls} (${actorId}) is dead: its constructor threw ${f.name}: ${f.message}`, f);
+    await ctx.redis.hset(key, 'state', 'dead', 'cause', cause);
+    process.exit(0);
+  }
+  await ctx.redis.hset(key, 'state', 'alive', 'node', nodeId, 'pid', String(process.pid));
+  const mbox = ctx.keys.mailbox(actorId);
+  const runList = ctx.keys.running(actorId);
+  const limit = Math.max(1, Number(rec.maxConcurrency) || 1);
+  const blocking = connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:actor:${actorId}` });
+  // Not auto-pipelined: a "started" mark is written to the socket before the method runs, so it reaches
+  // Redis even if the process dies in the method; a call taken just as the process died has no mark.
+  const marks = connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:actor-marks:${actorId}` });
+  for (const c of [blocking, marks]) c.on('error', () => undefined);
+  const startedKey = ctx.keys.started(actorId);
+  let running = 0;
+  let wake: (() => void) | undefined;
+  for (;;) {
+    if (running >= limit) {
+      await new Promise<void>((r) => (wake = r));
+      continue;
+    }
+    // Idle: block until a call comes. Busy below the limit: look briefly, so new calls still start.
+    const raw = await blocking.blmoveBuffer(mbox, runList, 'LEFT', 'RIGHT', running ? 0.05 : 2).catch(() => null);
+    if (!raw) continue;
+    void marks.hset(startedKey, decode<ActorCall>(raw)[0], '1').catch(() => undefined);
+    running++;
+    void handleCall(ctx, actorId, rec.cls, instance, raw).finally(() => {
+      running--;
+      wake?.();
+    });
+  }
+}
+
+async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer): Promise<void> {
+  const [id, method, argsBytes, argsRef, caller, owner, generator] = decode<ActorCall>(raw);
+  const name = `${cls}.${method}`;
+  let out: { value: Buffer | null; chunks: number; inner: string[] };
+  ctx.current = { taskId: id, nodeId };
+  try {
+    const fn = instance[method];
+    if (typeof fn !== 'function') throw new NodusError(`actor ${cls} has no method '${method}'.`);
+    const args = await loadArgs(ctx, argsBytes ? Buffer.from(argsBytes) : null, argsRef);
+    let result = fn.apply(instance, args);
+    if (generator) {
+      if (!isAsyncIterator(result)) throw new NodusError(`${name} was called as a generator but returned no async iterator.`);
+      result = await produce(ctx, result, { streamId: id, consumer: caller, owner, name });
+    }
+    out = await packResult(ctx, id, await result, name);
+  } catch (err) {
+    out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
+  }
+  const note = encode([Note.Done, id, out.value]).bytes;
+  await ctx.redis.nodusActorDone(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, ...out.inner);
 }
 
 async function main(): Promise<void> {
@@ -106,6 +186,13 @@ async function main(): Promise<void> {
     logToDriver: false,
   });
   setContext(ctx);
+  const actorId = process.env.NODUS_ACTOR_ID;
+  if (actorId) {
+    process.on('disconnect', () => process.exit(0));
+    send({ t: 'ready', pid: process.pid });
+    await runActor(ctx, actorId);
+    return;
+  }
   let queue = Promise.resolve();
   process.on('message', (m: AgentToWorker) => {
     if (m.t === 'run') queue = queue.then(() => run(ctx, m.job));

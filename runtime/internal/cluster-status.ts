@@ -1,6 +1,6 @@
 /** @module Reads the cluster's state from Redis: what `nodus status` prints. */
 import { Queue } from 'bullmq';
-import { Keys, taskQueueName, type DriverInfo, type HeadInfo, type NodeInfo, type Resources } from '../protocol';
+import { Keys, type ActorRecord, type DriverInfo, type HeadInfo, type NodeInfo, type Resources } from '../protocol';
 import { connect, redact, waitForRedis } from './redis';
 
 export interface ClusterStatus {
@@ -11,6 +11,7 @@ export interface ClusterStatus {
   free: Resources;
   drivers: DriverInfo[];
   tasks: { shape: string; demand: Resources; queued: number; running: number }[];
+  actors: { id: string; cls: string; name: string; namespace: string; node: string; state: string; restarts: number; detached: boolean; demand: Resources }[];
   infeasible: { shape: string; demand: Resources; waiting?: number; task?: string; since: number }[];
 }
 
@@ -45,10 +46,17 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
     }
     const tasks: ClusterStatus['tasks'] = [];
     for (const [shape, raw] of Object.entries(shapesRaw)) {
-      const q = new Queue(taskQueueName(shape), { connection: redis, prefix: keys.bullPrefix });
+      if (!shape.startsWith('task.')) continue;
+      const q = new Queue(shape, { connection: redis, prefix: keys.bullPrefix });
       const counts = await q.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
       tasks.push({ shape, demand: JSON.parse(raw) as Resources, queued: counts.waiting + counts.prioritized + counts.delayed, running: counts.active });
       await q.close();
+    }
+    const actors: ClusterStatus['actors'] = [];
+    for (const id of await redis.smembers(keys.actors)) {
+      const a = (await redis.hgetall(keys.actor(id))) as unknown as ActorRecord;
+      if (!a.id) continue;
+      actors.push({ id, cls: a.cls, name: a.name, namespace: a.namespace, node: a.node, state: a.state, restarts: Number(a.restarts), detached: a.detached === '1', demand: JSON.parse(a.demand) as Resources });
     }
     const beat = Number(headRaw.beat ?? 0);
     const head = headRaw.startedAt
@@ -62,6 +70,7 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
       free,
       drivers: driversRaw.map((s) => JSON.parse(s) as DriverInfo),
       tasks,
+      actors,
       infeasible: Object.entries(infeasibleRaw).map(([shape, raw]) => ({ shape, ...(JSON.parse(raw) as { demand: Resources; since: number }) })),
     };
   } finally {

@@ -3,16 +3,22 @@ import { hostname } from 'node:os';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isFeasible, largestNode } from '../../head/policy';
-import { GetTimeoutError, NotInitializedError, ObjectLostError, type SerializedFailure } from '../errors';
+import { ActorHandleBase, makeHandle } from '../actor';
+import { ConfigError, GetTimeoutError, NotInitializedError, ObjectLostError, type SerializedFailure } from '../errors';
 import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
-import type { ResolvedRemoteOptions } from '../options';
+import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options';
 import {
   INLINE_RESULT_BYTES,
   Keys,
+  Note,
   PROTOCOL_VERSION,
   ValueTag,
+  actorQueueName,
   shapeKey,
   taskQueueName,
+  type ActorCall,
+  type ActorJob,
+  type ActorRecord,
   type ControlMessage,
   type DriverInfo,
   type FunctionDescriptor,
@@ -26,6 +32,7 @@ import { setContext, type RuntimeContext } from './global';
 import { failureBytes, fromStored, newId, readStored, toStoredForm, writeChunks, type CommandClient } from './object-store';
 import { connect, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
+import { RefStream, type ConsumerHost, type ProducerHost } from './streams';
 
 export interface ContextConfig {
   address: string;
@@ -60,9 +67,23 @@ interface PendingTask {
 }
 
 interface QueuedJob {
-  shape: string;
+  /** BullMQ queue name (task.<shape> or actor.<shape>). */
+  queue: string;
   demand: Resources;
-  job: TaskJob;
+  name: string;
+  id: string;
+  data: TaskJob | ActorJob;
+  attempts: number;
+}
+
+interface ActorCreate {
+  args: string[];
+}
+
+/** Calls to one actor wait here while an earlier one waits for its arguments, to keep their order. */
+interface ActorLine {
+  blocked: boolean;
+  waiting: { call: ActorCall; deps: string[]; name: string }[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,7 +93,7 @@ const DRIVER_HEARTBEAT_MS = 1000;
 /** Cluster node list cache for infeasibility warnings. */
 const NODES_TTL_MS = 1000;
 
-export class CoreContext implements RuntimeContext {
+export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   readonly redis: CommandClient;
   readonly keys: Keys;
   readonly procId: string;
@@ -93,6 +114,12 @@ export class CoreContext implements RuntimeContext {
   private refOps: string[] = [];
   private creates: string[] = [];
   private jobs: QueuedJob[] = [];
+  private actorCreates: ActorCreate[] = [];
+  private actorCalls = new Map<string, ActorCall[]>();
+  private readonly actorLines = new Map<string, ActorLine>();
+  private readonly streams = new Map<string, RefStream<unknown>>();
+  private readonly producers = new Map<string, { credit(n: number): void; stop(): void }>();
+  private notes: [string, Buffer][] = [];
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
   private readonly knownShapes = new Set<string>();
@@ -175,16 +202,23 @@ export class CoreContext implements RuntimeContext {
   // ---------------------------------------------------------------- submission
 
   /** Submits a task; returns its ref at once. Bad arguments throw here, at the call site. */
-  submit(fn: FunctionDescriptor, args: unknown[], opts: ResolvedRemoteOptions): ObjectRef {
+  submit(fn: FunctionDescriptor, args: unknown[], opts: ResolvedRemoteOptions, generator = false): ObjectRef | RefStream<unknown> {
     if (this.closed) throw new NotInitializedError('the runtime was shut down: call init() again before submitting tasks.');
     const name = opts.name ?? fn.name;
     const enc = encode(args, `argument of ${name}.remote()`);
     const id = newId();
-    const ref = this.makeRef(id, true);
     const shape = shapeKey(opts.demand);
     const entry: PendingTask = { done: deferred(), name, shape, args, enqueued: false, cancelled: false };
     this.pending.set(id, entry);
-    this.creates.push(id);
+    let result: ObjectRef | RefStream<unknown>;
+    if (generator) {
+      // A generator's items are objects of their own; the task's own result (a count) is not kept.
+      result = new RefStream(id, this);
+      this.streams.set(id, result);
+    } else {
+      result = this.makeRef(id, true);
+      this.creates.push(id);
+    }
     this.startInbox();
     const job: TaskJob = {
       v: PROTOCOL_VERSION,
@@ -198,19 +232,23 @@ export class CoreContext implements RuntimeContext {
       maxRetries: opts.maxRetries,
     };
     const deps = args.filter(isObjectRef).map((r) => r.id);
-    if (enc.bytes.length > INLINE_RESULT_BYTES) {
-      // Large arguments go to the object store (as Ray does) rather than into the queue.
-      const argsRef = this.putEncoded(enc.bytes, enc.refs);
-      entry.args.push(argsRef);
-      job.argsRef = argsRef.id;
-      deps.push(argsRef.id);
-    } else {
-      job.args = enc.bytes.toString('base64');
-    }
-    if (!deps.length) this.enqueue(entry, { shape, demand: opts.demand, job });
-    else this.enqueueWhenReady(entry, { shape, demand: opts.demand, job }, deps);
+    const packed = this.packArgs(enc, entry.args, deps);
+    job.args = packed.args;
+    job.argsRef = packed.argsRef;
+    const queued: QueuedJob = { queue: taskQueueName(shape), demand: opts.demand, name, id, data: job, attempts: Math.min(opts.maxRetries + 1, 2 ** 31 - 1) };
+    if (!deps.length) this.enqueue(entry, queued);
+    else this.enqueueWhenReady(entry, queued, deps);
     this.scheduleFlush();
-    return ref;
+    return result;
+  }
+
+  /** Small arguments ride in the job as base64; large ones go to the object store (as Ray does) and become a dependency. */
+  private packArgs(enc: { bytes: Buffer; refs: string[] }, keepAlive: unknown[], deps: string[]): { args: string | null; argsRef: string | null; bytes: Buffer | null } {
+    if (enc.bytes.length <= INLINE_RESULT_BYTES) return { args: enc.bytes.toString('base64'), argsRef: null, bytes: enc.bytes };
+    const argsRef = this.putEncoded(enc.bytes, enc.refs);
+    keepAlive.push(argsRef);
+    deps.push(argsRef.id);
+    return { args: null, argsRef: argsRef.id, bytes: null };
   }
 
   private enqueue(entry: PendingTask, queued: QueuedJob): void {
@@ -226,13 +264,13 @@ export class CoreContext implements RuntimeContext {
       for (const dep of deps) {
         const failure = await this.dependencyFailure(dep);
         if (failure) {
-          await this.settleWith(queued.job.id, failure);
+          await this.settleWith(queued.id, failure);
           return;
         }
       }
       this.enqueue(entry, queued);
     } catch (err) {
-      if (!this.closed) await this.settleWith(queued.job.id, failureBytes(systemFailure(entry.name, err)));
+      if (!this.closed) await this.settleWith(queued.id, failureBytes(systemFailure(entry.name, err)));
     }
   }
 
@@ -254,9 +292,9 @@ export class CoreContext implements RuntimeContext {
   }
 
   /** Ends a task without running it (a failed dependency, a cancel before dispatch). */
-  private async settleWith(id: string, bytes: Buffer): Promise<void> {
-    const note = encode([id, bytes]).bytes;
-    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(this.procId), bytes, note, 0);
+  private async settleWith(id: string, bytes: Buffer, caller = this.procId): Promise<void> {
+    const note = encode([Note.Done, id, bytes]).bytes;
+    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(caller), bytes, note, 0);
   }
 
   private scheduleFlush(): void {
@@ -275,45 +313,50 @@ export class CoreContext implements RuntimeContext {
     const creates = this.creates;
     const jobs = this.jobs;
     const refOps = this.refOps;
+    const actorCreates = this.actorCreates;
+    const actorCalls = this.actorCalls;
+    const notes = this.notes;
     this.creates = [];
     this.jobs = [];
     this.refOps = [];
+    this.actorCreates = [];
+    this.actorCalls = new Map();
+    this.notes = [];
     const work: Promise<unknown>[] = [];
     // Order matters and holds: one connection, commands issued in this order.
     if (creates.length) work.push(this.redis.nodusCreate(this.keys.prefix, this.ownerId, this.procId, ...creates));
-    const byShape = new Map<string, QueuedJob[]>();
+    for (const c of actorCreates) work.push(this.redis.nodusActorCreate(...c.args));
+    const byQueue = new Map<string, QueuedJob[]>();
     for (const q of jobs) {
-      const list = byShape.get(q.shape);
+      const list = byQueue.get(q.queue);
       if (list) list.push(q);
-      else byShape.set(q.shape, [q]);
+      else byQueue.set(q.queue, [q]);
     }
-    for (const [shape, list] of byShape) {
-      if (!this.knownShapes.has(shape)) {
-        this.knownShapes.add(shape);
-        work.push(this.redis.hset(this.keys.shapes, shape, JSON.stringify(list[0].demand)));
-        work.push(this.checkFeasible(shape, list[0].demand, list[0].job.fn.name));
+    for (const [queue, list] of byQueue) {
+      if (!this.knownShapes.has(queue)) {
+        this.knownShapes.add(queue);
+        work.push(this.redis.hset(this.keys.shapes, queue, JSON.stringify(list[0].demand)));
+        work.push(this.checkFeasible(queue, list[0].demand, list[0].name));
       }
       work.push(
-        this.queue(shape).addBulk(
-          list.map(({ job }) => ({
-            name: job.fn.name,
-            data: job,
-            opts: { jobId: job.id, attempts: Math.min(job.maxRetries + 1, 2 ** 31 - 1), removeOnComplete: true, removeOnFail: true },
-          })),
+        this.queue(queue).addBulk(
+          list.map((q) => ({ name: q.name, data: q.data, opts: { jobId: q.id, attempts: q.attempts, removeOnComplete: true, removeOnFail: true } })),
         ),
       );
-      work.push(this.redis.publish(this.keys.wakeChannel, shape));
+      work.push(this.redis.publish(this.keys.wakeChannel, queue));
     }
+    for (const [actorId, calls] of actorCalls) work.push(this.pushCalls(actorId, calls));
+    for (const [inbox, note] of notes) work.push(this.redis.rpush(inbox, note));
     if (refOps.length) work.push(this.redis.nodusRefs(this.keys.prefix, this.procId, ...refOps));
     await Promise.all(work);
   }
 
-  private queue(shape: string): Queue {
-    let q = this.queues.get(shape);
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
     if (!q) {
-      q = new Queue(taskQueueName(shape), { connection: this.redis, prefix: this.keys.bullPrefix });
+      q = new Queue(name, { connection: this.redis, prefix: this.keys.bullPrefix });
       q.on('error', () => undefined);
-      this.queues.set(shape, q);
+      this.queues.set(name, q);
     }
     return q;
   }
@@ -326,7 +369,7 @@ export class CoreContext implements RuntimeContext {
     return nodes;
   }
 
-  /** Warns the submitter when no node in the cluster could ever run a task of this shape. */
+  /** Warns the submitter when no node in the cluster could ever run a task (or host an actor) of this shape. */
   private async checkFeasible(shape: string, demand: Resources, name: string): Promise<void> {
     const nodes = await this.clusterNodes();
     if (isFeasible(demand, nodes)) return;
@@ -338,7 +381,7 @@ export class CoreContext implements RuntimeContext {
       .map(([k, v]) => (k === 'CPU' ? `--num-cpus ${v}` : k === 'GPU' ? `--num-gpus ${v}` : `--resources '{"${k}":${v}}'`))
       .join(' ');
     console.warn(
-      `[nodus] warning: task ${name} needs ${fmtResources(demand)}, but no node in the cluster has that much ` +
+      `[nodus] warning: ${shape.startsWith('actor.') ? 'actor' : 'task'} ${name} needs ${fmtResources(demand)}, but no node in the cluster has that much ` +
         `(${biggest ? `largest node: ${fmtResources(biggest)}` : 'no node is alive'}). ` +
         `It stays queued until a node that fits joins: npx nodus worker join --address <head> ${flags}`,
     );
@@ -346,7 +389,7 @@ export class CoreContext implements RuntimeContext {
 
   // ---------------------------------------------------------------- results
 
-  private startInbox(): void {
+  startInbox(): void {
     if (this.inboxStarted || this.closed) return;
     this.inboxStarted = true;
     this.blocking = connect(this.config.address, { blocking: true, name: `nodus:inbox:${this.procId}` });
@@ -361,10 +404,7 @@ export class CoreContext implements RuntimeContext {
         // Capped at 2 s so that shutdown never waits on a blocked connection for long.
         const res = (await conn.callBuffer('BLMPOP', 2, 1, key, 'LEFT', 'COUNT', 1000)) as [Buffer, Buffer[]] | null;
         if (!res) continue;
-        for (const raw of res[1]) {
-          const [id, inline] = decode<[string, Buffer | null]>(raw);
-          this.onCompletion(id, inline);
-        }
+        for (const raw of res[1]) this.onNote(decode<unknown[]>(raw));
       } catch {
         if (this.closed) return;
         await sleep(100);
@@ -372,12 +412,209 @@ export class CoreContext implements RuntimeContext {
     }
   }
 
+  private onNote(note: unknown[]): void {
+    switch (note[0]) {
+      case Note.Done:
+        return this.onCompletion(note[1] as string, note[2] as Buffer | null);
+      case Note.Item:
+        this.streams.get(note[1] as string)?.onItem(note[2] as number, note[3] as string, note[4] as Buffer | null, note[5] as string);
+        if (!this.streams.has(note[1] as string)) this.dropHeld(note[3] as string);
+        return;
+      case Note.End:
+        return this.streams.get(note[1] as string)?.onEnd(note[3] as Buffer | null);
+      case Note.Credit:
+        return this.producers.get(note[1] as string)?.credit(note[2] as number);
+      case Note.Stop:
+        return this.producers.get(note[1] as string)?.stop();
+    }
+  }
+
   private onCompletion(id: string, inline: Buffer | null): void {
     const entry = this.pending.get(id);
     if (!entry) return; // a duplicate (a retried task), or not ours
     this.pending.delete(id);
-    if (inline && this.counts.has(id)) this.local.set(id, inline);
+    const stream = this.streams.get(id);
+    if (stream) stream.onDone(inline);
+    else if (inline && this.counts.has(id)) this.local.set(id, inline);
     entry.done.resolve();
+  }
+
+  // ---------------------------------------------------------------- stream hosts
+
+  cacheLocal(id: string, bytes: Buffer): void {
+    if (this.counts.has(id)) this.local.set(id, bytes);
+  }
+
+  dropHeld(id: string): void {
+    this.queueRefOp('r', id);
+  }
+
+  sendNote(proc: string, note: unknown[]): void {
+    this.notes.push([this.keys.inbox(proc), encode(note).bytes]);
+    this.scheduleFlush();
+  }
+
+  unregisterStream(id: string): void {
+    this.streams.delete(id);
+  }
+
+  registerProducer(streamId: string, handlers: { credit(n: number): void; stop(): void }): void {
+    this.producers.set(streamId, handlers);
+  }
+
+  unregisterProducer(streamId: string): void {
+    this.producers.delete(streamId);
+  }
+
+  // ---------------------------------------------------------------- actors
+
+  /** Creates an actor: its record and name at once (in this tick's batch), its placement once its arguments are ready. */
+  createActor(cls: FunctionDescriptor, args: unknown[], opts: ResolvedActorOptions, generators: string[]): unknown {
+    if (this.closed) throw new NotInitializedError('the runtime was shut down: call init() again before creating actors.');
+    const enc = encode(args, `argument of ${cls.name}.remote()`);
+    const actorId = newId();
+    const keepAlive: unknown[] = [...args];
+    const deps = args.filter(isObjectRef).map((r) => r.id);
+    const packed = this.packArgs(enc, keepAlive, deps);
+    const record: ActorRecord = {
+      id: actorId,
+      cls: cls.name,
+      module: cls.module,
+      key: cls.key,
+      args: packed.args ?? '',
+      argsRef: packed.argsRef ?? '',
+      owner: this.ownerId,
+      namespace: opts.namespace,
+      name: opts.name ?? '',
+      detached: opts.detached ? '1' : '0',
+      state: 'pending',
+      node: '',
+      pid: '',
+      restarts: '0',
+      maxRestarts: String(opts.maxRestarts),
+      maxTaskRetries: String(opts.maxTaskRetries),
+      maxConcurrency: String(opts.maxConcurrency),
+      demand: JSON.stringify(opts.demand),
+      gens: JSON.stringify(generators),
+      cause: '',
+      killed: '0',
+      createdAt: String(Date.now()),
+    };
+    const taken = actorFailure(
+      `cannot create actor ${cls.name}: the name '${opts.name}' is taken in namespace '${opts.namespace}'. ` +
+        `Use getActor('${opts.name}', { namespace: '${opts.namespace}' }) to reach the existing one, or choose another name.`,
+    );
+    const fields = Object.entries(record).flat();
+    this.actorCreates.push({
+      args: [this.keys.prefix, actorId, opts.name ? `${opts.namespace}/${opts.name}` : '', taken, record.detached, this.ownerId, ...fields],
+    });
+    const shape = shapeKey(opts.demand);
+    const entry: PendingTask = { done: deferred(), name: cls.name, shape, args: keepAlive, enqueued: false, cancelled: false };
+    const data: ActorJob = { v: PROTOCOL_VERSION, actorId };
+    const queued: QueuedJob = { queue: actorQueueName(shape), demand: opts.demand, name: cls.name, id: actorId, data, attempts: 1 };
+    // An actor's creation holds no pending entry: its "completion" is the actor going alive.
+    if (!deps.length) this.enqueue(entry, queued);
+    else void this.enqueueWhenReady(entry, queued, deps);
+    this.scheduleFlush();
+    return makeHandle(new ActorHandleBase(actorId, cls.name, generators));
+  }
+
+  /** Calls a method: calls from this process to one actor reach its mailbox in the order they were made. */
+  submitActorCall(actorId: string, method: string, args: unknown[], generator: boolean): unknown {
+    if (this.closed) throw new NotInitializedError('the runtime was shut down: call init() again before calling actors.');
+    const name = method;
+    const enc = encode(args, `argument of ${method}.remote()`);
+    const id = newId();
+    const entry: PendingTask = { done: deferred(), name, shape: '', args, enqueued: true, cancelled: false };
+    this.pending.set(id, entry);
+    let result: unknown;
+    if (generator) {
+      const stream = new RefStream(id, this);
+      this.streams.set(id, stream);
+      result = stream;
+    } else {
+      result = this.makeRef(id, true);
+      this.creates.push(id);
+    }
+    this.startInbox();
+    const deps = args.filter(isObjectRef).map((r) => r.id);
+    const packed = this.packArgs(enc, entry.args, deps);
+    const call: ActorCall = [id, method, packed.bytes, packed.argsRef, this.procId, this.ownerId, generator, 0];
+    let line = this.actorLines.get(actorId);
+    if (!deps.length && !line?.blocked) {
+      this.queueCall(actorId, call);
+    } else {
+      if (!line) this.actorLines.set(actorId, (line = { blocked: false, waiting: [] }));
+      line.waiting.push({ call, deps, name });
+      if (!line.blocked) void this.drainLine(actorId, line);
+    }
+    this.scheduleFlush();
+    return result;
+  }
+
+  private queueCall(actorId: string, call: ActorCall): void {
+    const list = this.actorCalls.get(actorId);
+    if (list) list.push(call);
+    else this.actorCalls.set(actorId, [call]);
+    this.scheduleFlush();
+  }
+
+  private async drainLine(actorId: string, line: ActorLine): Promise<void> {
+    line.blocked = true;
+    try {
+      while (line.waiting.length) {
+        const next = line.waiting[0];
+        let failure: Buffer | null = null;
+        for (const dep of next.deps) {
+          failure = await this.dependencyFailure(dep).catch((err) => failureBytes(systemFailure(next.name, err)));
+          if (failure) break;
+        }
+        line.waiting.shift();
+        if (failure) await this.settleWith(next.call[0], failure);
+        else this.queueCall(actorId, next.call);
+      }
+    } finally {
+      line.blocked = false;
+      this.actorLines.delete(actorId);
+    }
+  }
+
+  /** Pushes calls to a mailbox; if the actor is dead they fail at once with its cause. */
+  private async pushCalls(actorId: string, calls: ActorCall[]): Promise<void> {
+    const [state, cause] = await this.redis.nodusActorCall(this.keys.prefix, actorId, ...calls.map((c) => encode(c).bytes));
+    if (state !== 'dead') return;
+    const failure = failureBytes(diedFailure(actorId, cause));
+    await Promise.all(calls.map((c) => this.settleWith(c[0], failure)));
+  }
+
+  /** Waits until everything this process has queued so far has reached Redis. */
+  async settled(): Promise<void> {
+    if (this.flushScheduled) await new Promise((r) => setImmediate(r));
+    await this.flushing;
+  }
+
+  async getActor(name: string, namespace: string): Promise<unknown> {
+    // An actor this process just created must be findable by its name.
+    await this.settled();
+    const id = await this.redis.hget(this.keys.actorNames(namespace), name);
+    const rec = id ? ((await this.redis.hgetall(this.keys.actor(id))) as unknown as ActorRecord) : undefined;
+    if (!id || !rec?.id || rec.state === 'dead') {
+      const names = (await this.redis.hkeys(this.keys.actorNames(namespace))).sort();
+      throw new ConfigError(
+        `No actor named '${name}' in namespace '${namespace}'. ` +
+          (names.length ? `Named actors there: ${names.join(', ')}.` : 'That namespace has no named actors.') +
+          " Create one with MyActor.options({ name, namespace }).remote(); a name is only kept while its actor lives (and past its driver with lifetime: 'detached').",
+      );
+    }
+    return makeHandle(new ActorHandleBase(id, rec.cls, JSON.parse(rec.gens || '[]') as string[]));
+  }
+
+  /** Kills an actor's process; without a restart it is dead when this resolves. */
+  async killActor(actorId: string, noRestart: boolean, reason = 'it was killed with kill()'): Promise<void> {
+    await this.settled();
+    await killActor(this.redis, this.keys, actorId, noRestart, reason);
+    if (!noRestart) return;
+    for (let i = 0; i < 400 && (await this.redis.hget(this.keys.actor(actorId), 'state')) !== 'dead'; i++) await sleep(25);
   }
 
   /** get(ref) or get([refs]): waits for values; throws the task's error, GetTimeoutError or ObjectLostError. */
@@ -503,15 +740,16 @@ export class CoreContext implements RuntimeContext {
     checkRef(ref, 'cancel()');
     const entry = this.pending.get(ref.id);
     if (!entry || entry.cancelled) return;
+    if (!entry.shape) throw new ConfigError('cancel() of an actor call is not supported; kill(actor) stops the actor.');
     entry.cancelled = true;
     const failure = failureBytes({ kind: 'cancelled', task: entry.name, name: 'TaskCancelledError', message: `task ${entry.name} was cancelled` });
     if (!entry.enqueued) {
       await this.settleWith(ref.id, failure);
       return;
     }
-    await this.flushing;
+    await this.settled();
     await this.redis.set(`${this.keys.cancelled}:${ref.id}`, '1', 'EX', 3600);
-    const removed = await this.queue(entry.shape).remove(ref.id).catch(() => 0);
+    const removed = await this.queue(taskQueueName(entry.shape)).remove(ref.id).catch(() => 0);
     if (removed) await this.settleWith(ref.id, failure);
     else await this.redis.publish(this.keys.controlChannel, JSON.stringify({ type: 'cancel', id: ref.id, force } satisfies ControlMessage));
   }
@@ -544,6 +782,11 @@ export class CoreContext implements RuntimeContext {
     if (this.closed) return;
     await this.flushing.catch(() => undefined);
     await this.lastPut.catch(() => undefined);
+    if (this.role === 'driver') {
+      // Actors die with the driver that created them, unless detached.
+      const owned = await this.redis.smembers(this.keys.ownedActors(this.procId)).catch(() => [] as string[]);
+      await Promise.all(owned.map((id) => this.killActor(id, true, `its driver ${this.procId} shut down`).catch(() => undefined)));
+    }
     this.closed = true;
     clearInterval(this.heartbeat);
     try {
@@ -556,6 +799,7 @@ export class CoreContext implements RuntimeContext {
     }
     for (const entry of this.pending.values()) entry.done.resolve();
     this.pending.clear();
+    for (const s of this.streams.values()) s.onEnd(failureBytes({ kind: 'system', task: '?', name: 'NotInitializedError', message: 'the runtime was shut down' }));
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     this.blocking?.disconnect();
     this.sub?.disconnect();
@@ -596,4 +840,66 @@ function fmtResources(r: Resources): string {
   return `{${Object.entries(r)
     .map(([k, v]) => `${k}: ${v}`)
     .join(', ')}}`;
+}
+
+/** The failure of an actor-level death, as a base64 string for the actor record. */
+export function actorFailure(message: string, cause?: SerializedFailure): string {
+  const f: SerializedFailure = { kind: 'actor', task: '?', name: 'ActorDiedError', message, cause };
+  return encode(f).bytes.toString('base64');
+}
+
+/** Turns an actor record's `cause` into the failure a call of a dead actor gets. */
+export function diedFailure(actorId: string, cause: string): SerializedFailure {
+  if (cause) return decode<SerializedFailure>(Buffer.from(cause, 'base64'));
+  return { kind: 'actor', task: '?', name: 'ActorDiedError', message: `actor ${actorId} is dead` };
+}
+
+/**
+ * Ends an actor's process life (dead, or about to restart) and settles the calls that cannot run:
+ * all of them when it is dead; when it restarts, the running ones beyond maxTaskRetries (the others go
+ * back to the front of its mailbox). Shared by node agents, the head and drivers.
+ */
+export async function endActor(redis: CommandClient, keys: Keys, actorId: string, mode: 'dead' | 'restart', cause: string, maxTaskRetries: number): Promise<void> {
+  const [running, queued, startedIds] = await redis.nodusActorEndBuffer(keys.prefix, actorId, mode, mode === 'dead' ? cause : '');
+  const started = new Set(startedIds.map((b) => b.toString()));
+  const retry: Buffer[] = [];
+  const fail: ActorCall[] = [];
+  for (const raw of running) {
+    const call = decode<ActorCall>(raw);
+    if (mode === 'restart' && !started.has(call[0])) {
+      // Taken by the process as it died, never begun: it simply waits for the next one.
+      retry.push(raw);
+    } else if (mode === 'restart' && call[7] < maxTaskRetries) {
+      call[7]++;
+      retry.push(encode(call).bytes);
+    } else fail.push(call);
+  }
+  fail.push(...queued.map((raw) => decode<ActorCall>(raw)));
+  // Back in front, in their original order: they were taken first.
+  if (retry.length) await redis.lpush(keys.mailbox(actorId), ...retry.reverse());
+  const base = diedFailure(actorId, cause);
+  for (const call of fail) {
+    const f: SerializedFailure =
+      mode === 'restart'
+        ? { kind: 'actor', task: call[1], name: 'ActorDiedError', message: `the process of actor ${actorId} died while ${call[1]}() ran, and maxTaskRetries (${maxTaskRetries}) does not allow running it again; the actor is restarting` }
+        : base;
+    const bytes = failureBytes(f);
+    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0);
+  }
+}
+
+/**
+ * Asks for an actor's death (noRestart) or restart: a placed actor's node kills its process; one not
+ * placed yet is ended here. `reason` ends up in the ActorDiedError its calls get.
+ */
+export async function killActor(redis: CommandClient, keys: Keys, actorId: string, noRestart: boolean, reason: string): Promise<void> {
+  const key = keys.actor(actorId);
+  if (noRestart) await redis.hset(key, 'killed', reason);
+  const [state, cls] = await redis.hmget(key, 'state', 'cls');
+  if (!state || state === 'dead') return;
+  if (state === 'pending' && noRestart) {
+    await endActor(redis, keys, actorId, 'dead', actorFailure(`actor ${cls} (${actorId}) is dead: ${reason} before it started`), 0);
+    return;
+  }
+  await redis.publish(keys.controlChannel, JSON.stringify({ type: 'kill', actorId, noRestart } satisfies ControlMessage));
 }

@@ -9,7 +9,7 @@ import { NotInitializedError } from '../errors';
 export interface RuntimeContext {
   get(refs: unknown, timeoutMs: number | undefined): Promise<unknown>;
   refFromWire(id: string): object;
-  submit(fn: unknown, args: unknown[], opts: unknown): object;
+  submit(fn: unknown, args: unknown[], opts: unknown, generator: boolean): object;
 }
 
 const CONTEXT = Symbol.for('nodus.context');

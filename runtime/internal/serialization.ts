@@ -1,6 +1,7 @@
 /** @module msgpack encoding of task arguments, results and objects, with ObjectRefs nested anywhere. */
 import { Packr, addExtension } from 'msgpackr';
 import { SerializationError } from '../errors';
+import { ActorHandleBase, makeHandle } from '../actor';
 import { ObjectRef, refFromWire } from '../object-ref';
 
 /** Extension type of an ObjectRef on the wire: its id as a string. */
@@ -20,6 +21,20 @@ addExtension({
   },
   read(id: string) {
     return refFromWire(id);
+  },
+});
+
+/** Extension type of an actor handle: [actorId, className, generator methods]. */
+const HANDLE_EXT = 0x6f;
+
+addExtension({
+  Class: ActorHandleBase,
+  type: HANDLE_EXT,
+  write(h: ActorHandleBase) {
+    return [h.actorId, h.className, h.generators];
+  },
+  read([id, cls, gens]: [string, string, string[]]) {
+    return makeHandle(new ActorHandleBase(id, cls, gens));
   },
 });
 
@@ -78,7 +93,7 @@ export function checkSerializable(value: unknown, path: string): void {
     if (t === 'symbol') throw new SerializationError(`${p} is a symbol, which cannot be sent to another process. Use a string instead.`);
     if (t !== 'object' || v === null || depth > MAX_CHECK_DEPTH) return;
     const o = v as object;
-    if (seen.has(o) || ArrayBuffer.isView(o) || o instanceof ArrayBuffer || o instanceof Date || o instanceof RegExp || o instanceof ObjectRef) return;
+    if (seen.has(o) || ArrayBuffer.isView(o) || o instanceof ArrayBuffer || o instanceof Date || o instanceof RegExp || o instanceof ObjectRef || o instanceof ActorHandleBase) return;
     seen.add(o);
     if (o instanceof Promise) throw new SerializationError(`${p} is a Promise: await it before passing the value, or pass an ObjectRef.`);
     if (o instanceof WeakMap || o instanceof WeakSet) throw new SerializationError(`${p} is a WeakMap/WeakSet, which cannot be serialized.`);

@@ -19,14 +19,24 @@ export interface ObjectCommands {
   nodusComplete(...args: Arg[]): Promise<number>;
   nodusRefs(...args: Arg[]): Promise<number>;
   nodusFreeProc(...args: Arg[]): Promise<number>;
+  nodusActorCreate(...args: Arg[]): Promise<string>;
+  nodusActorCall(...args: Arg[]): Promise<[string, string]>;
+  nodusActorDone(...args: Arg[]): Promise<number>;
+  nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
+  nodusStreamItem(...args: Arg[]): Promise<number>;
 }
 
-const NAMES: Record<string, keyof ObjectCommands> = {
+const NAMES: Record<string, string> = {
   create: 'nodusCreate',
   put: 'nodusPut',
   complete: 'nodusComplete',
   refs: 'nodusRefs',
   'free-proc': 'nodusFreeProc',
+  'actor-create': 'nodusActorCreate',
+  'actor-call': 'nodusActorCall',
+  'actor-done': 'nodusActorDone',
+  'actor-end': 'nodusActorEnd',
+  'stream-item': 'nodusStreamItem',
 };
 
 /** Defines the commands on a client (idempotent) and returns it typed. */

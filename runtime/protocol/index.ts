@@ -34,6 +34,16 @@ export class Keys {
   held(proc: string): string { return `${this.prefix}:held:${proc}`; }
   inbox(proc: string): string { return `${this.prefix}:inbox:${proc}`; }
   logs(driver: string): string { return `${this.prefix}:logs:${driver}`; }
+  actor(id: string): string { return `${this.prefix}:actor:${id}`; }
+  /** An actor's mailbox: calls waiting to run, in submission order. */
+  mailbox(id: string): string { return `${this.prefix}:actor:${id}:mbox`; }
+  /** Calls an actor's process has taken and is running. */
+  running(id: string): string { return `${this.prefix}:actor:${id}:run`; }
+  /** Calls whose method has begun (a call taken by a process that died at once never began). */
+  started(id: string): string { return `${this.prefix}:actor:${id}:started`; }
+  actorNames(namespace: string): string { return `${this.prefix}:actor-names:${namespace}`; }
+  ownedActors(owner: string): string { return `${this.prefix}:owned-actors:${owner}`; }
+  get actors(): string { return `${this.prefix}:actors`; }
   get nodes(): string { return `${this.prefix}:nodes`; }
   get nodeHeartbeats(): string { return `${this.prefix}:node-hb`; }
   get drivers(): string { return `${this.prefix}:drivers`; }
@@ -88,7 +98,7 @@ export interface Completion {
 }
 
 /** Control message published on the control channel. */
-export type ControlMessage = { type: 'cancel'; id: string; force: boolean };
+export type ControlMessage = { type: 'cancel'; id: string; force: boolean } | { type: 'kill'; actorId: string; noRestart: boolean };
 
 /** Log lines a worker printed, published to the driver that owns the task. */
 export interface LogMessage {
@@ -141,3 +151,71 @@ export function shapeKey(demand: Resources): string {
 export function taskQueueName(shape: string): string {
   return `task.${shape}`;
 }
+
+/** Actor creations wait in their own queues, one per shape, placed by the same pull scheduling as tasks. */
+export function actorQueueName(shape: string): string {
+  return `actor.${shape}`;
+}
+
+/** The BullMQ job that asks a node to host an actor; the actor's record is in Redis. */
+export interface ActorJob {
+  v: number;
+  actorId: string;
+}
+
+export type ActorState = 'pending' | 'alive' | 'restarting' | 'dead';
+
+/** An actor's record (a Redis hash, all strings there). */
+export interface ActorRecord {
+  id: string;
+  /** Class name, for status and errors. */
+  cls: string;
+  module: string;
+  key: string;
+  /** Constructor arguments, msgpack base64, or '' when stored as object `argsRef`. */
+  args: string;
+  argsRef: string;
+  /** Driver whose death ends a non-detached actor. */
+  owner: string;
+  namespace: string;
+  name: string;
+  detached: '1' | '0';
+  state: ActorState;
+  node: string;
+  pid: string;
+  restarts: string;
+  maxRestarts: string;
+  maxTaskRetries: string;
+  maxConcurrency: string;
+  demand: string;
+  /** JSON list of the class's async generator methods. */
+  gens: string;
+  /** Why it died: a failure, msgpack base64. */
+  cause: string;
+  /** Why it was killed for good ('0' while it was not): kill(), or its driver's end. */
+  killed: string;
+  createdAt: string;
+}
+
+/**
+ * One actor call in a mailbox (msgpack array):
+ * [callId, method, args (msgpack bytes) | null, argsRef | null, caller, owner, isGenerator, tries]
+ */
+export type ActorCall = [string, string, Buffer | null, string | null, string, string, boolean, number];
+
+/** Messages in a process's inbox (msgpack arrays, first element the kind). */
+export const enum Note {
+  /** [Done, id, inline stored bytes | null] — a task or actor call finished. */
+  Done = 0,
+  /** [Item, streamId, index, itemObjectId, inline | null, producerProc] — a streaming generator yielded. */
+  Item = 1,
+  /** [End, streamId, count, failure bytes | null] — a stream finished (or failed after `count` items). */
+  End = 2,
+  /** [Credit, streamId, n] — the consumer took n items: the producer may send n more. */
+  Credit = 3,
+  /** [Stop, streamId] — the consumer stopped early. */
+  Stop = 4,
+}
+
+/** Items a producer may send ahead of its consumer (backpressure window). */
+export const STREAM_WINDOW = 64;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TaskCancelledError, WorkerCrashedError, cancel, get, init, shutdown } from '../../runtime';
 import { eventually, processAlive, startCluster, type TestCluster } from '../helpers/cluster';
-import { crash, killable, sleep, square, writeMarker } from '../fixtures/tasks';
+import { blockFor, crash, killable, sleep, square, writeMarker } from '../fixtures/tasks';
 import { existsSync } from 'node:fs';
 
 let cluster: TestCluster;
@@ -53,8 +53,9 @@ describe('failures', () => {
 
   test('cancel of a queued task means it never runs', async () => {
     // Fill all four CPUs, then queue one more and cancel it before it can start.
-    const blockers = Array.from({ length: 4 }, () => sleep.remote(1500));
-    await new Promise((r) => setTimeout(r, 300));
+    const started = join(cluster.dir, 'blockers.pids');
+    const blockers = Array.from({ length: 4 }, () => blockFor.remote(started, 1500));
+    await eventually(() => existsSync(started) && pids(started).length === 4, 'all four CPUs are busy');
     const marker = join(cluster.dir, 'never.txt');
     const ref = writeMarker.remote(marker);
     await cancel(ref);

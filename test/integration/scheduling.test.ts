@@ -23,7 +23,8 @@ describe('resource-aware scheduling', () => {
   });
 
   test('no node is ever oversubscribed: 2-CPU tasks on 2-CPU nodes never overlap on a node', async () => {
-    const runs = await get(Array.from({ length: 8 }, () => interval.remote(200)));
+    // Enough work that both nodes take some even if one is slow to open the new shape's queue.
+    const runs = await get(Array.from({ length: 12 }, () => interval.remote(300)));
     const byNode = new Map<string, { start: number; end: number }[]>();
     for (const r of runs) byNode.set(r.node, [...(byNode.get(r.node) ?? []), r]);
     expect(byNode.size).toBe(2);

@@ -41,3 +41,46 @@ export async function typeTests(): Promise<void> {
   // @ts-expect-error unknown option
   square.options({ numCPUs: 1 });
 }
+
+import { getActor, kill, type ActorHandle, type ObjectRefGenerator } from '../../runtime';
+
+class Counter {
+  private n = 0;
+  incr(by = 1) {
+    return (this.n += by);
+  }
+  async load(name: string) {
+    return { name };
+  }
+  async *count(to: number) {
+    for (let i = 0; i < to; i++) yield i;
+  }
+}
+const CounterActor = remote(Counter, { maxRestarts: 2 });
+const tokens = remote(async function* tokens(n: number) {
+  for (let i = 0; i < n; i++) yield `t${i}`;
+});
+
+export async function actorTypeTests(): Promise<void> {
+  const c = CounterActor.remote();
+  expectTypeOf(c).toEqualTypeOf<ActorHandle<Counter>>();
+  expectTypeOf(c.incr.remote(5)).toEqualTypeOf<ObjectRef<number>>();
+  expectTypeOf(c.load.remote('x')).toEqualTypeOf<ObjectRef<{ name: string }>>();
+  expectTypeOf(c.count.remote(3)).toEqualTypeOf<ObjectRefGenerator<number>>();
+  expectTypeOf(tokens.remote(2)).toEqualTypeOf<ObjectRefGenerator<string>>();
+  for await (const ref of c.count.remote(3)) expectTypeOf(await get(ref)).toEqualTypeOf<number>();
+  const same = await getActor<Counter>('global', { namespace: 'app' });
+  expectTypeOf(same.incr.remote()).toEqualTypeOf<ObjectRef<number>>();
+  await kill(c, { noRestart: false });
+
+  // @ts-expect-error a wrong argument type to c.incr.remote does not compile
+  c.incr.remote('5');
+  // @ts-expect-error methods are not called directly
+  c.incr(5);
+  // @ts-expect-error no such method
+  c.decr.remote();
+  // @ts-expect-error wrong constructor arguments
+  CounterActor.remote(1, 2, 3);
+  // @ts-expect-error unknown actor option
+  remote(Counter, { maxRestart: 2 });
+}

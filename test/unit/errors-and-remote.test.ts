@@ -48,8 +48,16 @@ describe('remote()', () => {
     expect(() => double.options({ cpus: 2 } as never)).toThrow(/Valid options: numCpus/);
   });
 
-  test('remote() of a class is refused until actors exist', () => {
-    class Counter {}
-    expect(() => remote(Counter as never)).toThrow(/class/);
+  test('remote() of a class makes an actor class whose options are checked at once', () => {
+    class Counter {
+      incr() {
+        return 1;
+      }
+    }
+    const actor = remote(Counter, { maxRestarts: 1 });
+    expect(actor.name).toBe('Counter');
+    expect(() => remote(Counter, { maxRestart: 1 } as never)).toThrow(/Unknown actor option 'maxRestart'. Did you mean 'maxRestarts'\?/);
+    expect(() => actor.options({ lifetime: 'forever' } as never)).toThrow(/lifetime must be 'detached'/);
+    expect(() => actor.remote()).toThrow(NotInitializedError);
   });
 });
