@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { get, init, put, shutdown } from '../runtime';
+import { get, init, kill, put, shutdown } from '../runtime';
 import { startLocalCluster } from '../runtime/internal/local-cluster';
-import { smallValue } from './bench-tasks';
+import { Actor, ConcurrentActor, actorClient, smallValue } from './bench-tasks';
 
 const quick = process.argv.includes('--quick');
 const WARMUP_MS = quick ? 500 : 3000;
@@ -106,6 +106,27 @@ async function main(): Promise<void> {
     const zero = await put(0);
     rows.push(await timeit('single client get calls', () => get(zero), 1, 'ops/s', 10270));
     rows.push(await timeit('single client put calls', () => put(0), 1, 'ops/s', 5196));
+    const a = Actor.remote();
+    await get(a.smallValue.remote());
+    rows.push(await timeit('1:1 actor calls sync', () => get(a.smallValue.remote()), 1, 'ops/s', 2097));
+    rows.push(await timeit('1:1 actor calls async', () => get(Array.from({ length: 1000 }, () => a.smallValue.remote())), 1000, 'ops/s', 9063));
+    const c = ConcurrentActor.remote();
+    await get(c.asyncSmallValue.remote());
+    rows.push(await timeit('1:1 actor calls concurrent', () => get(Array.from({ length: 1000 }, () => c.asyncSmallValue.remote())), 1000, 'ops/s', 5480));
+    const actors = Array.from({ length: cores }, () => Actor.remote());
+    await get(actors.map((x) => x.smallValue.remote()));
+    rows.push(await timeit('n:n actor calls async', () => get(actors.map((x) => actorClient.remote(x, 1000))), 1000 * cores, 'ops/s', 27688));
+    rows.push(
+      await timeit(
+        'generator items streamed from one actor',
+        async () => {
+          for await (const ref of a.items.remote(1000)) void ref;
+        },
+        1000,
+        'items/s',
+      ),
+    );
+    await Promise.all([a, c, ...actors].map((x) => kill(x)));
     console.log('Peers on the same Redis:');
     rows.push(await rawBullmq(cluster.address));
   } finally {

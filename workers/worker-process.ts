@@ -146,16 +146,23 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     // Idle: block until a call comes. Busy below the limit: look briefly, so new calls still start.
     const raw = await blocking.blmoveBuffer(mbox, runList, 'LEFT', 'RIGHT', running ? 0.05 : 2).catch(() => null);
     if (!raw) continue;
-    void marks.hset(startedKey, decode<ActorCall>(raw)[0], '1').catch(() => undefined);
     running++;
-    void handleCall(ctx, actorId, rec.cls, instance, raw).finally(() => {
+    // One call at a time: each completion takes the next call in the same round trip.
+    const chain = async (first: Buffer) => {
+      for (let call: Buffer | null = first; call; ) {
+        void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
+        call = await handleCall(ctx, actorId, rec.cls, instance, call, limit === 1);
+      }
+    };
+    void chain(raw).finally(() => {
       running--;
       wake?.();
     });
   }
 }
 
-async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer): Promise<void> {
+/** Runs one call and reports it; with fetchNext, returns the next call taken from the mailbox, if any. */
+async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetchNext: boolean): Promise<Buffer | null> {
   const [id, method, argsBytes, argsRef, caller, owner, generator] = decode<ActorCall>(raw);
   const name = `${cls}.${method}`;
   let out: { value: Buffer | null; chunks: number; inner: string[] };
@@ -174,7 +181,7 @@ async function handleCall(ctx: CoreContext, actorId: string, cls: string, instan
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }
   const note = encode([Note.Done, id, out.value]).bytes;
-  await ctx.redis.nodusActorDone(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, ...out.inner);
+  return ctx.redis.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetchNext ? '1' : '0', ...out.inner);
 }
 
 async function main(): Promise<void> {

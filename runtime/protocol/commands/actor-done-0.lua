@@ -1,15 +1,17 @@
 --[[
   An actor call finished: store its result (if its ref is still held), tell the caller, and take
   the call out of the actor's running list.
-  ARGV: prefix, actorId, call (exact bytes, for LREM), callId, callerInbox, value ('' if the process stored it), note, chunkCount, innerId...
+  With fetchNext '1', also takes the next call from the mailbox and returns it (saving the actor a
+  round trip per call when calls queue up); otherwise returns false.
+  ARGV: prefix, actorId, call (exact bytes, for LREM), callId, callerInbox, value ('' if the process stored it), note, chunkCount, fetchNext, innerId...
 ]]
 --@include "objects"
-local actorId, call, id, inbox, value, note, ch = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local actorId, call, id, inbox, value, note, ch, fetchNext = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
 local metaKey = P .. ':m:' .. id
 if redis.call('EXISTS', metaKey) == 1 then
   if value ~= '' then redis.call('SET', P .. ':v:' .. id, value) end
   redis.call('HSET', metaKey, 'ch', ch)
-  holdInner(id, 9)
+  holdInner(id, 10)
 else
   redis.call('DEL', P .. ':v:' .. id)
   for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
@@ -17,4 +19,8 @@ end
 redis.call('LREM', P .. ':actor:' .. actorId .. ':run', 1, call)
 redis.call('HDEL', P .. ':actor:' .. actorId .. ':started', id)
 redis.call('RPUSH', inbox, note)
-return 1
+if fetchNext == '1' then
+  local prefix = P .. ':actor:' .. actorId
+  return redis.call('LMOVE', prefix .. ':mbox', prefix .. ':run', 'LEFT', 'RIGHT')
+end
+return false
