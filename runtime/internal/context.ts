@@ -264,7 +264,11 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       for (const dep of deps) {
         const failure = await this.dependencyFailure(dep);
         if (failure) {
-          await this.settleWith(queued.id, failure);
+          if (queued.queue.startsWith('actor.')) {
+            // An actor whose constructor argument failed never starts: it is dead, with that error as cause.
+            const cause = decode<SerializedFailure>(failure.subarray(1));
+            await endActor(this.redis, this.keys, queued.id, 'dead', actorFailure(`actor ${queued.name} (${queued.id}) is dead: a constructor argument failed: ${cause.message}`, cause), 0);
+          } else await this.settleWith(queued.id, failure);
           return;
         }
       }

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { ActorDiedError, ConfigError, get, getActor, init, kill, shutdown, type ActorHandle } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
 import { eventually, startCluster, type TestCluster } from '../helpers/cluster';
+import { fail } from '../fixtures/tasks';
 import { AccelCounter, BrokenActor, Counter, CounterActor, PlainCounter, RetryingCounter, SleeperActor, incrVia, passHandle } from '../fixtures/actors';
 
 let cluster: TestCluster;
@@ -82,6 +83,13 @@ describe('actors', () => {
     expect(cause.name).toBe('TypeError');
     expect(cause.message).toBe('cannot build: no disk');
     await expect(get(b.noop.remote())).rejects.toBeInstanceOf(ActorDiedError);
+  });
+
+  test('an actor whose constructor argument failed is dead, with that error as cause', async () => {
+    const c = CounterActor.remote(fail.remote('no start value') as never);
+    const err = await get(c.value.remote()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ActorDiedError);
+    expect((err as Error).message).toMatch(/a constructor argument failed: no start value/);
   });
 
   test('maxConcurrency 4 lets four sleeping calls overlap', async () => {
