@@ -342,12 +342,13 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
         work.push(this.redis.hset(this.keys.shapes, queue, JSON.stringify(list[0].demand)));
         work.push(this.checkFeasible(queue, list[0].demand, list[0].name));
       }
+      // Wake the nodes only once the jobs are in: addBulk is async inside BullMQ, so a PUBLISH issued
+      // beside it can overtake it, and a node that finds nothing sleeps until its next poll.
       work.push(
-        this.queue(queue).addBulk(
-          list.map((q) => ({ name: q.name, data: q.data, opts: { jobId: q.id, attempts: q.attempts, removeOnComplete: true, removeOnFail: true } })),
-        ),
+        this.queue(queue)
+          .addBulk(list.map((q) => ({ name: q.name, data: q.data, opts: { jobId: q.id, attempts: q.attempts, removeOnComplete: true, removeOnFail: true } })))
+          .then(() => this.redis.publish(this.keys.wakeChannel, queue)),
       );
-      work.push(this.redis.publish(this.keys.wakeChannel, queue));
     }
     for (const [actorId, calls] of actorCalls) work.push(this.pushCalls(actorId, calls));
     for (const [inbox, note] of notes) work.push(this.redis.rpush(inbox, note));
