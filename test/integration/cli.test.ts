@@ -47,7 +47,7 @@ test('start --head and worker join form a cluster that status shows, a driver us
   expect(text).toMatch(/Resources: .*CPU 2/);
 
   await init({ address, logToDriver: false });
-  const where = await get(Array.from({ length: 8 }, () => whereAmI.remote(200)));
+  const where = await get(Array.from({ length: 8 }, () => whereAmI.remote(400)));
   expect(new Set(where.map((w) => w.node))).toEqual(new Set(alive.map((n: { id: string }) => n.id)));
   await shutdown();
 

@@ -31,7 +31,8 @@ describe('remote functions on a two-node cluster', () => {
   });
 
   test('work spreads over all nodes', async () => {
-    const where = await get(Array.from({ length: 16 }, () => whereAmI.remote(150)));
+    // Long enough that one node cannot finish them all before an idle one takes some, even on a loaded machine.
+    const where = await get(Array.from({ length: 16 }, () => whereAmI.remote(400)));
     expect(new Set(where.map((w) => w.node))).toEqual(new Set(cluster.agents.map((a) => a.nodeId)));
   });
 
@@ -120,7 +121,7 @@ describe('remote functions on a two-node cluster', () => {
 
   test('a put object is an argument any node can read', async () => {
     const big = await put(new Float64Array(200_000).fill(0.5));
-    const results = await get(Array.from({ length: 12 }, () => sumArray.remote(big)));
+    const results = await get(Array.from({ length: 12 }, () => sumArray.remote(big, 300)));
     for (const r of results) expect(r.sum).toBe(100_000);
     expect(new Set(results.map((r) => r.node)).size).toBe(2);
   });
