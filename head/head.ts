@@ -7,6 +7,7 @@ import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from './policy';
+import { recoverActors, recoverTasks } from './recovery';
 import type { Redis } from 'ioredis';
 
 export interface HeadOptions {
@@ -75,6 +76,10 @@ export class Head {
       const dead: NodeInfo = { ...node, state: 'dead', diedAt: Date.now(), deathReason: `no heartbeat for ${this.nodeTimeoutMs} ms`, running: 0, free: {} };
       await this.redis.hset(this.keys.nodes, id, JSON.stringify(dead));
       this.o.logger.warn({ node: id, host: node.host }, 'node missed its heartbeats: marked dead');
+      const ctx = { redis: this.redis, keys: this.keys, logger: this.o.logger, queue: (q: string) => this.queue(q), nodeTimeoutMs: this.nodeTimeoutMs };
+      const tasks = await recoverTasks(ctx, id);
+      const actors = await recoverActors(ctx, id);
+      this.o.logger.warn({ node: id, tasks, actors }, 'work of the dead node handed to the others');
     }
   }
 

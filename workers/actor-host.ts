@@ -7,6 +7,8 @@ import { WorkerProcess, type PoolEvents, type WorkerExit } from './worker-pool';
 
 interface Hosted {
   id: string;
+  /** The node id it was placed under. */
+  host: string;
   cls: string;
   owner: string;
   demand: Resources;
@@ -16,7 +18,8 @@ interface Hosted {
 export interface ActorHostOptions {
   redis: CommandClient;
   keys: Keys;
-  nodeId: string;
+  /** The node's current id (a node declared dead joins again under a new one). */
+  nodeId(): string;
   env: NodeJS.ProcessEnv;
   logger: Logger;
   events: PoolEvents;
@@ -39,7 +42,8 @@ export class ActorHost {
       this.o.release(demand);
       return;
     }
-    const hosted: Hosted = { id: actorId, cls: rec.cls, owner: rec.owner, demand, proc: undefined };
+    const hosted: Hosted = { id: actorId, host: this.o.nodeId(), cls: rec.cls, owner: rec.owner, demand, proc: undefined };
+    await this.o.redis.hset(this.o.keys.actor(actorId), 'host', hosted.host);
     this.actors.set(actorId, hosted);
     this.spawn(hosted);
     this.o.logger.info({ actor: actorId, cls: rec.cls }, 'actor placed here');
@@ -58,6 +62,12 @@ export class ActorHost {
   private async onExit(h: Hosted, exit: WorkerExit): Promise<void> {
     h.proc = undefined;
     const rec = (await this.o.redis.hgetall(this.o.keys.actor(h.id))) as unknown as ActorRecord;
+    if (rec.host !== h.host) {
+      // The head gave it to another node (this one was declared dead): not ours to restart or end.
+      this.actors.delete(h.id);
+      this.o.release(h.demand);
+      return;
+    }
     const restarts = Number(rec.restarts || 0);
     const maxRestarts = Number(rec.maxRestarts || 0);
     const maxTaskRetries = Number(rec.maxTaskRetries || 0);
@@ -65,7 +75,7 @@ export class ActorHost {
     let mode: 'dead' | 'restart' = 'dead';
     if (rec.state === 'dead') cause = rec.cause; // its constructor threw, or it was ended elsewhere
     else if (rec.killed && rec.killed !== '0') cause = actorFailure(`actor ${rec.cls} (${h.id}) is dead: ${rec.killed}`);
-    else if (this.closing) cause = actorFailure(`actor ${rec.cls} (${h.id}) died: its node ${this.o.nodeId} stopped`);
+    else if (this.closing) cause = actorFailure(`actor ${rec.cls} (${h.id}) died: its node ${h.host} stopped`);
     else if (restarts < maxRestarts) mode = 'restart';
     else {
       cause = actorFailure(
@@ -81,13 +91,32 @@ export class ActorHost {
       return;
     }
     this.actors.delete(h.id);
+    this.o.logger.info({ actor: h.id, cls: rec.cls }, 'actor is dead; its resources are free');
     // Objects the actor created for itself die with it.
     await this.o.redis.nodusFreeProc(this.o.keys.prefix, h.id, '1');
     this.o.release(h.demand);
   }
 
-  kill(actorId: string): void {
-    this.actors.get(actorId)?.proc?.kill('SIGKILL');
+  /**
+   * Kills the processes of actors killed for good whose kill message this node missed (pub/sub is not
+   * durable); called with each heartbeat.
+   */
+  async sweepKilled(): Promise<void> {
+    const live = [...this.actors.values()].filter((h) => h.proc?.alive);
+    if (!live.length) return;
+    const pipe = this.o.redis.pipeline();
+    for (const h of live) pipe.hget(this.o.keys.actor(h.id), 'killed');
+    const res = (await pipe.exec()) ?? [];
+    res.forEach(([, killed], i) => {
+      if (killed && killed !== '0') live[i].proc?.kill('SIGKILL');
+    });
+  }
+
+  /** Kills the process of an actor hosted here; false when it is not here. */
+  kill(actorId: string): boolean {
+    const p = this.actors.get(actorId)?.proc;
+    p?.kill('SIGKILL');
+    return !!p;
   }
 
   get processes(): number {

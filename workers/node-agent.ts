@@ -43,11 +43,16 @@ interface Running {
   cancelled: boolean;
 }
 
+function newNodeId(): string {
+  return `node-${randomBytes(4).toString('hex')}`;
+}
+
 /** Idle agents look for work this often even without a wake-up message (one may be missed on reconnect). */
 const POLL_MS = 1000;
 
 export class NodeAgent {
-  readonly nodeId = `node-${randomBytes(4).toString('hex')}`;
+  /** Changes when the node, declared dead by the head, joins again. */
+  nodeId = newNodeId();
   private readonly redis: Redis & ObjectCommands;
   private readonly bull: Redis;
   private readonly sub: Redis;
@@ -81,51 +86,78 @@ export class NodeAgent {
 
   async start(): Promise<NodeInfo> {
     await waitForRedis(this.redis, this.o.address);
+    this.startProcesses();
+    this.sub.on('message', (channel: string, msg: string) => {
+      if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
+      else if (!this.shapes.has(msg)) void this.loadShapes().then(() => this.wake(), () => undefined);
+      else this.wake();
+    });
+    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel);
+    await this.loadShapes();
+    await this.heartbeat();
+    const hb = setInterval(() => void this.heartbeat().catch(() => undefined), this.o.heartbeatMs ?? 1000);
+    const lockMs = this.o.lockDurationMs ?? 30_000;
+    const locks = setInterval(() => void this.extendLocks(lockMs).catch(() => undefined), lockMs / 2);
+    // The poll also picks up queues this node missed the wake-up message of (pub/sub is not durable).
+    const poll = setInterval(() => {
+      void this.redis
+        .hlen(this.keys.shapes)
+        .then((n) => (n !== this.knownShapeCount ? this.loadShapes() : undefined))
+        .catch(() => undefined)
+        .finally(() => this.wake());
+    }, POLL_MS);
+    this.timers.push(hb, locks, poll);
+    this.loop = this.dispatchLoop();
+    this.o.logger.info({ node: this.nodeId, resources: this.total }, 'node agent started');
+    return this.info();
+  }
+
+  /** The pool of worker processes and the actor host, under the current node id. */
+  private startProcesses(): void {
     const cpus = Math.ceil(this.total.CPU ?? 0);
+    const env = { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix };
+    const freeWorker = (w: WorkerProcess) => void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined);
     this.pool = new WorkerPool(
-      {
-        env: { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix },
-        // One warm worker per CPU, but not more than the machine has cores: more start on demand.
-        size: Math.max(1, Math.min(cpus, osCpus().length)),
-      },
+      // One warm worker per CPU, but not more than the machine has cores: more start on demand.
+      { env, size: Math.max(1, Math.min(cpus, osCpus().length)) },
       {
         onLog: (w, stream, text) => this.forwardLog(w, stream, text),
         onStartFailure: (w, times) => this.o.logger.error({ worker: w.id, times }, 'a worker process died before it was ready; see its output above'),
-        onWorkerExit: (w) => {
-          // A dead worker's references would otherwise be held forever.
-          void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined);
-        },
+        // A dead worker's references would otherwise be held forever.
+        onWorkerExit: freeWorker,
       },
     );
     this.actorHost = new ActorHost({
       redis: this.redis,
       keys: this.keys,
-      nodeId: this.nodeId,
-      env: { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix },
+      nodeId: () => this.nodeId,
+      env,
       logger: this.o.logger,
       events: { onLog: (w, stream, text) => this.forwardLog(w, stream, text) },
       release: (demand) => {
         this.free = give(this.free, demand, this.total);
         this.wake();
       },
-      onProcessExit: (w) => void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined),
+      onProcessExit: freeWorker,
     });
-    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel);
-    this.sub.on('message', (channel: string, msg: string) => {
-      if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
-      else if (!this.shapes.has(msg)) void this.loadShapes().then(() => this.wake());
-      else this.wake();
-    });
-    await this.loadShapes();
+  }
+
+  /**
+   * The head declared this node dead (it missed heartbeats: a pause, a partition) and gave its tasks
+   * and actors to other nodes. Drop all of it and join again as a new node, as Ray does.
+   */
+  private async rejoin(): Promise<void> {
+    const old = this.nodeId;
+    this.o.logger.warn({ node: old }, 'this node was declared dead by the head; stopping its work and joining again as a new node');
+    await this.actorHost.stop();
+    await this.pool.close();
+    for (let i = 0; i < 100 && this.running.size; i++) await new Promise((r) => setTimeout(r, 20));
+    this.nodeId = newNodeId();
+    this.free = { ...this.total };
+    this.startProcesses();
     await this.heartbeat();
-    const hb = setInterval(() => void this.heartbeat().catch(() => undefined), this.o.heartbeatMs ?? 1000);
-    const lockMs = this.o.lockDurationMs ?? 30_000;
-    const locks = setInterval(() => void this.extendLocks(lockMs).catch(() => undefined), lockMs / 2);
-    const poll = setInterval(() => this.wake(), POLL_MS);
-    this.timers.push(hb, locks, poll);
-    this.loop = this.dispatchLoop();
-    this.o.logger.info({ node: this.nodeId, resources: this.total }, 'node agent started');
-    return this.info();
+    this.o.logger.warn({ old, node: this.nodeId }, 'joined again as a new node');
+    this.wake();
   }
 
   private info(): NodeInfo {
@@ -143,13 +175,26 @@ export class NodeAgent {
     };
   }
 
+  private rejoining = false;
+
   private async heartbeat(): Promise<void> {
-    await this.redis.multi().hset(this.keys.nodes, this.nodeId, JSON.stringify(this.info())).zadd(this.keys.nodeHeartbeats, Date.now(), this.nodeId).exec();
+    const alive = await this.redis.nodusNodeBeat(this.keys.prefix, this.nodeId, JSON.stringify(this.info()), Date.now());
+    if (alive) await this.actorHost.sweepKilled();
+    if (alive || this.rejoining || this.closing) return;
+    this.rejoining = true;
+    try {
+      await this.rejoin();
+    } finally {
+      this.rejoining = false;
+    }
   }
 
   /** Opens a BullMQ worker (manual fetching) for each shape of task this node could ever run. */
+  private knownShapeCount = 0;
+
   private async loadShapes(): Promise<void> {
     const all = await this.redis.hgetall(this.keys.shapes);
+    this.knownShapeCount = Object.keys(all).length;
     for (const [key, raw] of Object.entries(all)) {
       if (this.shapes.has(key)) continue;
       const demand = JSON.parse(raw) as Resources;
@@ -166,6 +211,7 @@ export class NodeAgent {
       worker.on('error', (err) => this.o.logger.debug({ err: String(err) }, 'bullmq worker error'));
       void worker.startStalledCheckTimer();
       this.shapes.set(key, { key, actor: key.startsWith('actor.'), demand, worker });
+      this.o.logger.info({ queue: key }, 'taking work from a new queue');
     }
   }
 
@@ -211,7 +257,7 @@ export class NodeAgent {
       if (problem) {
         this.o.logger.error({ job: job.id, problem }, 'malformed job');
         if (data && typeof data.id === 'string' && typeof data.caller === 'string') {
-          await this.complete(data, failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem }), 0, []);
+          await this.complete(run, failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem }), 0, []);
         }
         await job.moveToCompleted(null, token, false).catch(() => undefined);
         return;
@@ -223,7 +269,7 @@ export class NodeAgent {
         try {
           const done = await run.worker.run(data);
           this.pool.release(run.worker);
-          await this.complete(data, done.value, done.chunks, done.inner);
+          await this.complete(run, done.value, done.chunks, done.inner);
           await job.moveToCompleted(null, token, false);
           return;
         } catch (err) {
@@ -234,7 +280,7 @@ export class NodeAgent {
           }
         }
       }
-      await this.complete(data, failureBytes({ kind: 'cancelled', task: data.fn.name, name: 'TaskCancelledError', message: `task ${data.fn.name} was cancelled` }), 0, []);
+      await this.complete(run, failureBytes({ kind: 'cancelled', task: data.fn.name, name: 'TaskCancelledError', message: `task ${data.fn.name} was cancelled` }), 0, []);
       await job.moveToCompleted(null, token, false);
     } catch (err) {
       this.o.logger.error({ job: job.id, err: String(err) }, 'could not finish job');
@@ -279,19 +325,22 @@ export class NodeAgent {
         `and maxRetries is ${data.maxRetries}. Look at the task's output above for the cause (out of memory? process.exit()?), ` +
         'or raise maxRetries with .options({ maxRetries: n }).',
     };
-    await this.complete(data, failureBytes(failure), 0, []);
+    await this.complete(run, failureBytes(failure), 0, []);
     await job.moveToCompleted(null, token, false);
   }
 
-  /** Stores the result (if small) and tells the caller, in one Lua command. */
-  private async complete(data: TaskJob, value: Buffer | null, chunks: number, inner: string[]): Promise<void> {
+  /** Stores the result (if small) and tells the caller, in one Lua command — only while this node holds the job's lock. */
+  private async complete(run: Running, value: Buffer | null, chunks: number, inner: string[]): Promise<void> {
+    const data = run.job.data;
     const note = encode([Note.Done, data.id, value]).bytes;
-    await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value ?? '', note, chunks, ...inner);
+    const lock = this.keys.jobLock(run.shape.key, data.id);
+    const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value ?? '', note, chunks, lock, run.token, ...inner);
+    if (done === -1) this.o.logger.warn({ task: data.fn.name, id: data.id }, 'result dropped: this node lost the job (it was declared dead and the task given to another node)');
   }
 
   private onControl(msg: ControlMessage): void {
     if (msg.type === 'kill') {
-      this.actorHost.kill(msg.actorId);
+      if (this.actorHost.kill(msg.actorId)) this.o.logger.info({ actor: msg.actorId, noRestart: msg.noRestart }, 'killing actor process');
       return;
     }
     this.cancelled.add(msg.id);

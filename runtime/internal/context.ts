@@ -298,7 +298,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   /** Ends a task without running it (a failed dependency, a cancel before dispatch). */
   private async settleWith(id: string, bytes: Buffer, caller = this.procId): Promise<void> {
     const note = encode([Note.Done, id, bytes]).bytes;
-    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(caller), bytes, note, 0);
+    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(caller), bytes, note, 0, '', '');
   }
 
   private scheduleFlush(): void {
@@ -502,6 +502,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       demand: JSON.stringify(opts.demand),
       gens: JSON.stringify(generators),
       cause: '',
+      host: '',
       killed: '0',
       createdAt: String(Date.now()),
     };
@@ -889,7 +890,7 @@ export async function endActor(redis: CommandClient, keys: Keys, actorId: string
         ? { kind: 'actor', task: call[1], name: 'ActorDiedError', message: `the process of actor ${actorId} died while ${call[1]}() ran, and maxTaskRetries (${maxTaskRetries}) does not allow running it again; the actor is restarting` }
         : base;
     const bytes = failureBytes(f);
-    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0);
+    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0, '', '');
   }
 }
 

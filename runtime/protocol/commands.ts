@@ -24,6 +24,7 @@ export interface ObjectCommands {
   nodusActorDoneBuffer(...args: Arg[]): Promise<Buffer | null>;
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
+  nodusNodeBeat(...args: Arg[]): Promise<number>;
 }
 
 const NAMES: Record<string, string> = {
@@ -37,6 +38,7 @@ const NAMES: Record<string, string> = {
   'actor-done': 'nodusActorDone',
   'actor-end': 'nodusActorEnd',
   'stream-item': 'nodusStreamItem',
+  'node-beat': 'nodusNodeBeat',
 };
 
 /** Defines the commands on a client (idempotent) and returns it typed. */

@@ -58,6 +58,8 @@ export class Keys {
   get controlChannel(): string { return `${this.prefix}:ctl`; }
   /** BullMQ prefix: BullMQ puts its own keys under `${bullPrefix}:${queue}:...`. */
   get bullPrefix(): string { return `${this.prefix}:q`; }
+  /** BullMQ's lock of an active job: its value is the token of the node that holds it. */
+  jobLock(queue: string, jobId: string): string { return `${this.bullPrefix}:${queue}:${jobId}:lock`; }
 }
 
 /** Resources are named counts; CPU and GPU are the built-in ones. */
@@ -192,6 +194,8 @@ export interface ActorRecord {
   gens: string;
   /** Why it died: a failure, msgpack base64. */
   cause: string;
+  /** Node hosting it now ('' while it waits for one): a node that lost it must not act on its exit. */
+  host: string;
   /** Why it was killed for good ('0' while it was not): kill(), or its driver's end. */
   killed: string;
   createdAt: string;

@@ -1,16 +1,19 @@
 --[[
   Records a task's result and tells its caller. The result is stored only if
   somebody still holds its ref; otherwise whatever the worker wrote is deleted.
-  ARGV: prefix, id, callerInbox, value ('' when the worker stored it), notification, chunkCount, innerId...
+  With a lock key, only the holder of the job's BullMQ lock (token) may complete it: a node that was
+  declared dead, whose job was handed to another node, cannot apply its result as well (returns -1).
+  ARGV: prefix, id, callerInbox, value ('' when the worker stored it), notification, chunkCount, lockKey ('' for none), token, innerId...
 ]]
 --@include "objects"
-local id, inbox, value, note, ch = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local id, inbox, value, note, ch, lockKey, token = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+if lockKey ~= '' and redis.call('GET', lockKey) ~= token then return -1 end
 local metaKey = P .. ':m:' .. id
 local live = redis.call('EXISTS', metaKey) == 1
 if live then
   if value ~= '' then redis.call('SET', P .. ':v:' .. id, value) end
   redis.call('HSET', metaKey, 'ch', ch)
-  holdInner(id, 7)
+  holdInner(id, 9)
 else
   redis.call('DEL', P .. ':v:' .. id)
   for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
