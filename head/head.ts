@@ -7,7 +7,7 @@ import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from './policy';
-import { recoverActors, recoverTasks } from './recovery';
+import { cancelDriverTasks, recoverActors, recoverTasks } from './recovery';
 import type { Redis } from 'ioredis';
 
 export interface HeadOptions {
@@ -76,7 +76,7 @@ export class Head {
       const dead: NodeInfo = { ...node, state: 'dead', diedAt: Date.now(), deathReason: `no heartbeat for ${this.nodeTimeoutMs} ms`, running: 0, free: {} };
       await this.redis.hset(this.keys.nodes, id, JSON.stringify(dead));
       this.o.logger.warn({ node: id, host: node.host }, 'node missed its heartbeats: marked dead');
-      const ctx = { redis: this.redis, keys: this.keys, logger: this.o.logger, queue: (q: string) => this.queue(q), nodeTimeoutMs: this.nodeTimeoutMs };
+      const ctx = this.recoveryContext();
       const tasks = await recoverTasks(ctx, id);
       const actors = await recoverActors(ctx, id);
       this.o.logger.warn({ node: id, tasks, actors }, 'work of the dead node handed to the others');
@@ -96,9 +96,10 @@ export class Head {
       for (const actorId of await this.redis.smembers(this.keys.ownedActors(id))) {
         await killActor(this.redis, this.keys, actorId, true, `its driver ${id} died`);
       }
+      const tasks = await cancelDriverTasks(this.recoveryContext(), id);
       const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
       await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
-      this.o.logger.warn({ driver: id, freed }, 'driver died without shutdown: freed its objects');
+      this.o.logger.warn({ driver: id, freed, ...tasks }, 'driver died without shutdown: cancelled its tasks, freed its objects');
     }
   }
 
@@ -118,6 +119,10 @@ export class Head {
         await this.redis.hdel(this.keys.infeasible, shape);
       }
     }
+  }
+
+  private recoveryContext() {
+    return { redis: this.redis, keys: this.keys, logger: this.o.logger, queue: (q: string) => this.queue(q), nodeTimeoutMs: this.nodeTimeoutMs };
   }
 
   private queue(shape: string): Queue {

@@ -85,3 +85,25 @@ export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promi
   }
   return n;
 }
+
+/**
+ * A driver died: the tasks it submitted (directly or from its tasks) are of no use to anyone, since
+ * their results die with it. Queued ones are removed; running ones are cancelled on their nodes.
+ */
+export async function cancelDriverTasks(ctx: RecoveryContext, driverId: string): Promise<{ removed: number; cancelled: number }> {
+  const queues = Object.keys(await ctx.redis.hgetall(ctx.keys.shapes)).filter((q) => q.startsWith('task.'));
+  let removed = 0;
+  let cancelled = 0;
+  for (const name of queues) {
+    const q = ctx.queue(name);
+    for (const job of (await q.getJobs(['waiting', 'prioritized', 'delayed'])) as Job<TaskJob>[]) {
+      if (job?.data?.owner === driverId && (await q.remove(job.id!).catch(() => 0))) removed++;
+    }
+    for (const job of (await q.getJobs(['active'])) as Job<TaskJob>[]) {
+      if (job?.data?.owner !== driverId) continue;
+      await ctx.redis.publish(ctx.keys.controlChannel, JSON.stringify({ type: 'cancel', id: job.data.id, force: true }));
+      cancelled++;
+    }
+  }
+  return { removed, cancelled };
+}

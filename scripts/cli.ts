@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** @module The `nodus` command line: start a head, join workers, show status, stop. A thin layer over the runtime's launcher. */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -54,9 +56,12 @@ program
   .option('--num-gpus <n>', 'GPUs this node offers to tasks', int)
   .option('--resources <json>', `custom resources, e.g. '{"accel": 2}'`, json)
   .option('--redis-url <url>', 'use this running Redis instead of starting one')
+  .option('--bind <address>', 'address the Redis listens on; anything but loopback requires a password (one is generated if not given)', '127.0.0.1')
+  .option('--password <password>', 'password of the Redis the head starts (default: none on loopback, generated otherwise)')
+  .option('--no-persistence', "run the head's Redis without append-only persistence (a Redis restart then loses queued tasks and objects)")
   .option('--node-timeout-ms <ms>', 'a node silent this long is marked dead', int)
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
-  .action(async (o: { port: number; numCpus?: number; numGpus?: number; resources?: Record<string, number>; redisUrl?: string; nodeTimeoutMs?: number; block?: boolean }) => {
+  .action(async (o: { port: number; numCpus?: number; numGpus?: number; resources?: Record<string, number>; redisUrl?: string; nodeTimeoutMs?: number; block?: boolean; bind: string; password?: string; persistence: boolean }) => {
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
     const dir = sessionDir();
     const started: StartedProcess[] = [];
@@ -67,11 +72,22 @@ program
         if (await portInUse(o.port)) {
           throw new NodusError(`Port ${o.port} is in use: is a cluster already running here? See \`npx nodus status\`, stop it with \`npx nodus stop\`, or choose another port with --port ${await freePort()}.`);
         }
-        const redis = await startRedisServer({ port: o.port, dir, detached: !o.block });
+        // Whoever reaches the cluster's Redis can run code on every worker (Ray's CVE-2023-48022):
+        // off loopback, a password is not optional.
+        const loopback = /^(127\.|::1$|localhost$)/.test(o.bind);
+        let password = o.password;
+        if (!password && !loopback) {
+          password = randomBytes(24).toString('base64url');
+          const file = join(dir, 'redis_password');
+          mkdirSync(dir, { recursive: true });
+          writeFileSync(file, `${password}\n`, { mode: 0o600 });
+          console.log(`Redis listens on ${o.bind}, so it has a password (saved, readable only by you, in ${file}):\n  ${password}`);
+        }
+        const redis = await startRedisServer({ port: o.port, dir, detached: !o.block, bind: o.bind, password, persistence: o.persistence });
         address = redis.address;
         started.push(redis);
         session.push({ role: 'redis', pid: redis.pid, address, startedAt: Date.now() });
-        console.log(`Started redis-server on port ${o.port} (pid ${redis.pid}).`);
+        console.log(`Started redis-server on ${o.bind}:${o.port} (pid ${redis.pid}${o.persistence ? ', append-only persistence on' : ', no persistence'}).`);
       }
       const head = await spawnHead({ address, attached: false, logFile: join(dir, 'head.log'), nodeTimeoutMs: o.nodeTimeoutMs });
       started.push(head);

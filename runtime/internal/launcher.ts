@@ -77,6 +77,8 @@ export interface RedisServerOptions {
   /** Leave it running after this process exits (`nodus start`). */
   detached: boolean;
   password?: string;
+  /** Append-only file, fsync'd every second: queued tasks and objects survive a Redis restart. @default false */
+  persistence?: boolean;
 }
 
 export interface StartedProcess {
@@ -89,7 +91,8 @@ export async function startRedisServer(o: RedisServerOptions): Promise<StartedPr
   const bin = findRedisServer();
   mkdirSync(o.dir, { recursive: true });
   const bind = o.bind ?? '127.0.0.1';
-  const args = ['--port', String(o.port), '--bind', bind, '--dir', o.dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
+  const args = ['--port', String(o.port), '--bind', bind, '--dir', o.dir, '--save', '', '--loglevel', 'warning'];
+  args.push('--appendonly', o.persistence ? 'yes' : 'no', '--appendfsync', 'everysec', '--appendfilename', `nodus-${o.port}.aof`, '--appenddirname', `appendonly-${o.port}`);
   if (o.password) args.push('--requirepass', o.password);
   const log = openSync(join(o.dir, `redis-${o.port}.log`), 'a');
   const child = spawn(bin, args, { detached: o.detached, stdio: ['ignore', log, log] });

@@ -40,6 +40,13 @@ export async function waitForRedis(redis: Redis, address: string, timeoutMs = 10
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  if (/NOAUTH|WRONGPASS|invalid username-password/.test(String(lastError))) {
+    throw new ClusterError(
+      `The cluster's Redis at ${redact(address)} refused the ${/\/\/[^@/]*:[^@/]+@/.test(address) || process.env.NODUS_PASSWORD ? 'password given' : 'connection: it requires a password'}. ` +
+        'Pass it in the address (redis://:PASSWORD@host:port) or in NODUS_PASSWORD; `nodus start` printed it and saved it in its session folder (redis_password).',
+      { cause: lastError },
+    );
+  }
   throw new ClusterError(
     `Cannot reach the cluster's Redis at ${redact(address)} (${(lastError as Error)?.message ?? 'timeout'}). ` +
       'Is a cluster running there? Start one with `npx nodus start --head`, or call init() with no address to start a local one.',

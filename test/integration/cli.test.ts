@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -57,6 +57,22 @@ test('start --head and worker join form a cluster that status shows, a driver us
   expect(stopped.stdout).toContain('Stopped redis');
   await eventually(() => pids.every((p) => !processAlive(p)), 'every process stopped');
   await expect(nodus('status')).rejects.toMatchObject({ stderr: expect.stringContaining('No cluster found on this machine') });
+});
+
+test('a head bound off loopback gets a password: generated, saved readable only by its owner, printed once, required', async () => {
+  const port = await freePort();
+  const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--bind', '0.0.0.0');
+  const file = join(dir, 'redis_password');
+  const password = readFileSync(file, 'utf8').trim();
+  expect(password.length).toBeGreaterThanOrEqual(24);
+  expect(statSync(file).mode & 0o777).toBe(0o600);
+  expect(out.stdout).toContain(password);
+  const refused = await nodus('status', '--address', `redis://127.0.0.1:${port}`).catch((e: { stderr: string }) => e);
+  expect((refused as { stderr: string }).stderr).toMatch(/requires a password/);
+  const status = JSON.parse((await nodus('status', '--json', '--address', `redis://:${password}@127.0.0.1:${port}`)).stdout);
+  expect(status.head.alive).toBe(true);
+  expect(status.address).not.toContain(password);
+  await nodus('stop');
 });
 
 test('start names the install command when redis-server is missing', async () => {
