@@ -79,6 +79,12 @@ export class ObjectLostError extends NodusError {
   override readonly code = 'OBJECT_LOST';
 }
 
+/** Redis, which holds the object store, is out of memory: free objects or raise its maxmemory. */
+export class ObjectStoreFullError extends NodusError {
+  override readonly code = 'OBJECT_STORE_FULL';
+  override readonly retryable = true;
+}
+
 /** The runtime is not connected: call init() first, or it was shut down. */
 export class NotInitializedError extends NodusError {
   override readonly code = 'NOT_INITIALIZED';
@@ -92,7 +98,7 @@ export class ClusterError extends NodusError {
 
 /** A failure as it travels between processes (Temporal's Failure vs Error split). */
 export interface SerializedFailure {
-  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor';
+  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor' | 'full';
   /** Name of the task that failed (or whose argument failed). */
   task: string;
   name: string;
@@ -149,6 +155,8 @@ export function fromFailure(f: SerializedFailure): NodusError {
       return new ObjectLostError(f.message);
     case 'system':
       return new NodusError(f.message);
+    case 'full':
+      return new ObjectStoreFullError(f.message);
     case 'actor':
       return new ActorDiedError(f.message, f.cause ? { cause: f.cause.kind === 'task' ? rebuildCause(f.cause) : fromFailure(f.cause) } : undefined);
     default: {

@@ -19,6 +19,7 @@ export {
   NotInitializedError,
   ClusterError,
   ActorDiedError,
+  ObjectStoreFullError,
 } from './errors';
 export type { RemoteOptions, InitOptions, ActorOptions } from './options';
 export type { Resources } from './protocol';

@@ -333,7 +333,7 @@ export class NodeAgent {
   private async complete(run: Running, value: Buffer | null, chunks: number, inner: string[]): Promise<void> {
     const data = run.job.data;
     const note = encode([Note.Done, data.id, value]).bytes;
-    const lock = this.keys.jobLock(run.shape.key, data.id);
+    const lock = this.keys.jobLock(run.shape.key, run.job.id!);
     const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value ?? '', note, chunks, lock, run.token, ...inner);
     if (done === -1) this.o.logger.warn({ task: data.fn.name, id: data.id }, 'result dropped: this node lost the job (it was declared dead and the task given to another node)');
   }

@@ -1,7 +1,7 @@
 /** @module A worker process: imports the module that defines a remote function (TypeScript too) and runs its tasks one at a time. */
 import { pathToFileURL } from 'node:url';
 import { NodusError, TaskError, toFailure, type SerializedFailure } from '../runtime/errors';
-import { CoreContext, actorFailure } from '../runtime/internal/context';
+import { CoreContext, actorFailure, storeError } from '../runtime/internal/context';
 import { setContext } from '../runtime/internal/global';
 import { failureBytes, toStoredForm, writeChunks } from '../runtime/internal/object-store';
 import { connect } from '../runtime/internal/redis';
@@ -60,7 +60,7 @@ async function loadFunction(fn: FunctionDescriptor): Promise<(...args: unknown[]
 function failureOf(err: unknown, task: string): SerializedFailure {
   if (err instanceof TaskError) return toFailure(err.cause, 'task', err.taskName);
   if (err instanceof NodusError) {
-    const kind = err.code === 'WORKER_CRASHED' ? 'crash' : err.code === 'TASK_CANCELLED' ? 'cancelled' : err.code === 'OBJECT_LOST' ? 'lost' : 'system';
+    const kind = err.code === 'WORKER_CRASHED' ? 'crash' : err.code === 'TASK_CANCELLED' ? 'cancelled' : err.code === 'OBJECT_LOST' ? 'lost' : err.code === 'OBJECT_STORE_FULL' ? 'full' : 'system';
     return { ...toFailure(err, kind, task), kind };
   }
   return toFailure(err, 'task', task);
@@ -71,14 +71,26 @@ async function packResult(ctx: CoreContext, id: string, result: unknown, name: s
   const enc = encode(result, `return value of ${name}`);
   const form = toStoredForm(enc.bytes);
   if (!form.chunks.length && form.head.length <= INLINE_RESULT_BYTES) return { value: form.head, chunks: 0, inner: enc.refs };
-  await writeChunks(ctx.redis, ctx.keys, id, form.chunks);
-  await ctx.redis.set(ctx.keys.value(id), form.head);
+  try {
+    await writeChunks(ctx.redis, ctx.keys, id, form.chunks);
+    await ctx.redis.set(ctx.keys.value(id), form.head);
+  } catch (err) {
+    await ctx.redis.del(ctx.keys.value(id), ...form.chunks.map((_, i) => ctx.keys.chunk(id, i))).catch(() => undefined);
+    throw storeError(err, enc.bytes.length);
+  }
   return { value: null, chunks: form.chunks.length, inner: enc.refs };
 }
 
 /** Decodes arguments (inline or stored) and resolves top-level refs to their values; nested ones stay refs. */
 async function loadArgs(ctx: CoreContext, inline: Buffer | null, argsRef: string | null): Promise<unknown[]> {
-  const args = inline ? decode<unknown[]>(inline) : ((await ctx.get(ctx.refFromWire(argsRef!), undefined)) as unknown[]);
+  let args: unknown[];
+  try {
+    args = inline ? decode<unknown[]>(inline) : ((await ctx.get(ctx.refFromWire(argsRef!), undefined)) as unknown[]);
+  } catch (err) {
+    if (err instanceof NodusError) throw err;
+    throw new NodusError(`the arguments could not be decoded (${(err as Error).message}); was this job made by another version of nodus, or written to the queue by hand?`, { cause: err });
+  }
+  if (!Array.isArray(args)) throw new NodusError('the arguments are not a list; was this job written to the queue by hand?');
   return args.some(isObjectRef) ? Promise.all(args.map((a) => (isObjectRef(a) ? ctx.get(a, undefined) : a))) : args;
 }
 

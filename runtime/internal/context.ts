@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isFeasible, largestNode } from '../../head/policy';
 import { ActorHandleBase, makeHandle } from '../actor';
-import { ConfigError, GetTimeoutError, NotInitializedError, ObjectLostError, type SerializedFailure } from '../errors';
+import { ConfigError, GetTimeoutError, NotInitializedError, ObjectLostError, ObjectStoreFullError, type SerializedFailure } from '../errors';
 import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
 import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options';
 import {
@@ -353,7 +353,15 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     for (const [actorId, calls] of actorCalls) work.push(this.pushCalls(actorId, calls));
     for (const [inbox, note] of notes) work.push(this.redis.rpush(inbox, note));
     if (refOps.length) work.push(this.redis.nodusRefs(this.keys.prefix, this.procId, ...refOps));
-    await Promise.all(work);
+    try {
+      await Promise.all(work);
+    } catch (err) {
+      // Nothing of this batch may hang: what could not be submitted fails here with the reason.
+      const e = storeError(err, 0) as Error;
+      const failure = failureBytes({ kind: e instanceof ObjectStoreFullError ? 'full' : 'system', task: '?', name: e.name, message: `could not submit to the cluster: ${e.message}` });
+      for (const id of [...jobs.map((j) => j.id), ...[...actorCalls.values()].flat().map((c) => c[0])]) this.onCompletion(id, failure);
+      throw err;
+    }
   }
 
   private queue(name: string): Queue {
@@ -720,7 +728,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     } catch (err) {
       return Promise.reject(err);
     }
-    const written = this.lastPut;
+    const written = this.putWrites.get(ref) ?? this.lastPut;
     return new Promise((resolve, reject) => written.then(() => resolveWithRef(resolve, ref), reject));
   }
 
@@ -732,12 +740,24 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     const form = toStoredForm(bytes);
     const ref = this.makeRef(id, true);
     const write = async () => {
-      await writeChunks(this.redis, this.keys, id, form.chunks);
-      await this.redis.nodusPut(this.keys.prefix, this.ownerId, this.procId, id, form.head, form.chunks.length, ...innerRefs);
+      try {
+        await writeChunks(this.redis, this.keys, id, form.chunks);
+        await this.redis.nodusPut(this.keys.prefix, this.ownerId, this.procId, id, form.head, form.chunks.length, ...innerRefs);
+      } catch (err) {
+        // Leave nothing half-written behind; the objects already stored are untouched.
+        if (form.chunks.length) await this.redis.del(...form.chunks.map((_, i) => this.keys.chunk(id, i))).catch(() => undefined);
+        throw storeError(err, bytes.length);
+      }
     };
-    this.lastPut = form.chunks.length ? write() : this.redis.nodusPut(this.keys.prefix, this.ownerId, this.procId, id, form.head, 0, ...innerRefs);
+    const written = write();
+    // Later commands queue behind this write, but a failed put must not fail the next one.
+    this.lastPut = written.catch(() => undefined);
+    this.putWrites.set(ref, written);
     return ref;
   }
+
+  /** The write of each put(), so that put() can report its own failure. */
+  private readonly putWrites = new WeakMap<object, Promise<void>>();
 
   // ---------------------------------------------------------------- cancel
 
@@ -830,6 +850,16 @@ function timeoutError(timeoutMs: number | undefined, of: number, name: string | 
   return new GetTimeoutError(
     `get() timed out after ${timeoutMs} ms waiting for ${of === 1 ? 'an object' : `${of} objects`}${name ? ` (task ${name})` : ''}. ` +
       'The tasks keep running: call get() again, raise the timeout, or cancel() them.',
+  );
+}
+
+/** Redis out of memory becomes ObjectStoreFullError, saying what to free or raise. */
+export function storeError(err: unknown, bytes: number): unknown {
+  if (!/OOM/.test(String((err as Error)?.message ?? err))) return err;
+  return new ObjectStoreFullError(
+    `The object store is full: Redis refused ${bytes.toLocaleString('en-US')} bytes (its maxmemory is reached). ` +
+      'Free objects by dropping refs you no longer need (and calling shutdown() in drivers you are done with), or raise the limit: redis-cli CONFIG SET maxmemory <bytes>.',
+    { cause: err },
   );
 }
 
