@@ -119,6 +119,10 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   private readonly actorLines = new Map<string, ActorLine>();
   private readonly streams = new Map<string, RefStream<unknown>>();
   private readonly producers = new Map<string, { credit(n: number): void; stop(): void }>();
+  /** How each task result this process owns was made, while it holds the ref: a lost result is made again from it. */
+  private readonly lineage = new Map<string, QueuedJob>();
+  /** Objects this process put(): they have no lineage, so a lost one is reported by its creator. */
+  private readonly puts = new Set<string>();
   private notes: [string, Buffer][] = [];
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
@@ -191,6 +195,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     }
     this.counts.delete(id);
     this.local.delete(id);
+    this.lineage.delete(id);
+    this.puts.delete(id);
     if (this.held.delete(id) && !this.closed) this.queueRefOp('r', id);
   }
 
@@ -236,6 +242,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     job.args = packed.args;
     job.argsRef = packed.argsRef;
     const queued: QueuedJob = { queue: taskQueueName(shape), demand: opts.demand, name, id, data: job, attempts: Math.min(opts.maxRetries + 1, 2 ** 31 - 1) };
+    if (!generator) this.lineage.set(id, queued);
     if (!deps.length) this.enqueue(entry, queued);
     else this.enqueueWhenReady(entry, queued, deps);
     this.scheduleFlush();
@@ -663,11 +670,35 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
       const bytes = await readStored(this.redis, this.keys, id);
       if (bytes) return bytes;
-      if (!(await this.redis.exists(this.keys.meta(id)))) throw new ObjectLostError(lostMessage(id));
+      if (!(await this.redis.exists(this.keys.meta(id)))) {
+        // This process holds the ref, so the object was not freed: it was lost. Rebuild it if we can.
+        if (this.counts.has(id)) return this.rebuild(ref, deadline, timeoutMs, of);
+        throw new ObjectLostError(lostMessage(id));
+      }
       if (Date.now() >= deadline) throw timeoutError(timeoutMs, of, undefined);
       if (this.closed) throw new NotInitializedError('the runtime was shut down while get() waited.');
       await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     }
+  }
+
+  /**
+   * A lost object this process owns: a task's result is made again by running the task again
+   * (lineage, as Ray does) when its maxRetries allows; a put() object has no lineage.
+   */
+  private async rebuild(ref: ObjectRef, deadline: number, timeoutMs: number | undefined, of: number): Promise<Buffer> {
+    const id = ref.id;
+    const job = this.lineage.get(id);
+    if (!job || job.attempts <= 1) {
+      const what = job ? `the result of task ${job.name}, whose maxRetries of 0 does not allow running it again` : this.puts.has(id) ? 'stored with put(), which has no lineage to rebuild it from' : 'not made by this process';
+      throw new ObjectLostError(`Object ${id} is lost (its only copy is gone) and cannot be rebuilt: it was ${what}. Created by ${this.procId}.`);
+    }
+    if (!this.pending.has(id)) {
+      const entry: PendingTask = { done: deferred(), name: job.name, shape: shapeKey(job.demand), args: [], enqueued: false, cancelled: false };
+      this.pending.set(id, entry);
+      this.creates.push(id);
+      this.enqueue(entry, job);
+    }
+    return this.readBytes(ref, deadline, timeoutMs, of);
   }
 
   /** Resolves when `numReturns` refs are ready or the timeout passes; keeps the input order in both lists. */
@@ -749,6 +780,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
         throw storeError(err, bytes.length);
       }
     };
+    this.puts.add(id);
     const written = write();
     // Later commands queue behind this write, but a failed put must not fail the next one.
     this.lastPut = written.catch(() => undefined);

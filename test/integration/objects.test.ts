@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ObjectLostError, ObjectRef, get, init, put, shutdown, type Ref } from '../../runtime';
@@ -119,5 +120,22 @@ describe('the object store', () => {
     expect(await exists(ref.id)).toBe(false);
     expect(await exists(r2.id)).toBe(false);
     await init({ address: cluster.address, logToDriver: false });
+  });
+});
+
+describe('lost objects', () => {
+  test("a lost task result is rebuilt by running its task again; a lost put() object is reported with its creator", async () => {
+    const { countedFill } = await import('../fixtures/tasks');
+    const file = join(cluster.dir, 'lineage.txt');
+    const ref = countedFill.remote(file, 30_000, 5); // 240 kB: kept in the store, not inline
+    expect((await get(ref))[29_999]).toBe(5);
+    await cluster.redis.del(keys.value(ref.id), keys.meta(ref.id));
+    const again = await get(ref);
+    expect(again[0]).toBe(5);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(2);
+
+    const put1 = await put(new Float64Array(30_000));
+    await cluster.redis.del(keys.value(put1.id), keys.meta(put1.id));
+    await expect(get(put1)).rejects.toThrow(/Object .* is lost .* stored with put\(\), which has no lineage.*Created by driver-/);
   });
 });
