@@ -1,0 +1,159 @@
+/**
+ * @module `npm run chaos`: a mixed workload (tasks, nested tasks, actors receiving numbered messages)
+ * while worker processes are killed every second or so, a whole node every ten seconds, and the head
+ * once. Checks that nothing is lost, that resources are all free at the end and that no worker
+ * process is left over. `--short` runs about 40 s (the test suite runs it); the default runs 3 minutes.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { get, init, kill, shutdown, type Ref } from '../runtime';
+import { readClusterStatus } from '../runtime/internal/cluster-status';
+import { freePort, isRunning, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
+import { ReceiverActor, chaosNested, chaosSquare } from './chaos-tasks';
+
+const short = process.argv.includes('--short');
+const DURATION_MS = Number(process.env.CHAOS_SECONDS ?? (short ? 40 : 180)) * 1000;
+const NODE_TIMEOUT_MS = 3000;
+
+/** Direct children of a process, from /proc. */
+function children(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(name));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const dir = mkdtempSync(join(tmpdir(), 'nodus-chaos-'));
+  const redis = await startRedisServer({ port: await freePort(), dir, detached: false });
+  const address = redis.address;
+  let head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), nodeTimeoutMs: NODE_TIMEOUT_MS });
+  const agents: (StartedProcess & { nodeId: string })[] = [];
+  const addNode = async () => {
+    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${agents.length}.log`), resources: { CPU: 2 } });
+    agents.push(a);
+    return a;
+  };
+  for (let i = 0; i < 3; i++) await addNode();
+  await init({ address, logToDriver: false });
+  const stats = { tasks: 0, nested: 0, messages: 0, workersKilled: 0, nodesKilled: 0, headRestarts: 0, wrong: 0, lost: 0 };
+  const seenWorkers = new Set<number>();
+  const alive = () => agents.filter((a) => isRunning(a.pid));
+
+  // Actors receiving numbered messages, as in Ray's chaos_many_actors.
+  const actors = Array.from({ length: 4 }, () => ReceiverActor.remote());
+  let stop = false;
+
+  const chaos = (async () => {
+    let lastNodeKill = Date.now();
+    let headKilled = false;
+    while (!stop) {
+      await sleep(700 + Math.random() * 600);
+      if (stop) break;
+      const nodes = alive();
+      const workers = nodes.flatMap((a) => children(a.pid));
+      workers.forEach((w) => seenWorkers.add(w));
+      if (workers.length) {
+        try {
+          process.kill(pick(workers), 'SIGKILL');
+          stats.workersKilled++;
+        } catch {
+          /* it finished first */
+        }
+      }
+      if (Date.now() - lastNodeKill > 10_000 && nodes.length > 1) {
+        lastNodeKill = Date.now();
+        const victim = pick(nodes);
+        const procs = children(victim.pid);
+        process.kill(victim.pid, 'SIGKILL');
+        for (const p of procs) {
+          try {
+            process.kill(p, 'SIGKILL');
+          } catch {
+            /* gone with it */
+          }
+        }
+        stats.nodesKilled++;
+        await addNode();
+      }
+      if (!headKilled && Date.now() - t0 > DURATION_MS / 2) {
+        headKilled = true;
+        process.kill(head.pid, 'SIGKILL');
+        await sleep(2000);
+        head = await spawnHead({ address, attached: true, logFile: join(dir, 'head-2.log'), nodeTimeoutMs: NODE_TIMEOUT_MS });
+        stats.headRestarts++;
+      }
+    }
+  })();
+
+  const checks: Promise<void>[] = [];
+  let batch = 0;
+  while (Date.now() - t0 < DURATION_MS) {
+    const base = batch++ * 1000;
+    const squares = Array.from({ length: 150 }, (_, i) => ({ x: base + i, ref: chaosSquare.remote(base + i) }));
+    const nested = Array.from({ length: 20 }, (_, i) => ({ x: base + i, ref: chaosNested.remote(base + i) }));
+    const msgs = actors.flatMap((a) => Array.from({ length: 25 }, (_, i) => ({ n: base + i, ref: a.message.remote(base + i) })));
+    const check = async <T>(list: { ref: Ref<T> }[], expected: (i: number) => T, what: 'tasks' | 'nested' | 'messages') => {
+      const results = await Promise.allSettled(list.map((e) => get(e.ref, { timeout: 120_000 })));
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          stats.lost++;
+          console.error(`lost: ${what} #${i}: ${(r.reason as Error).message}`);
+        } else if (r.value !== expected(i)) stats.wrong++;
+        else stats[what]++;
+      });
+    };
+    checks.push(check(squares, (i) => squares[i].x * squares[i].x, 'tasks'));
+    checks.push(check(nested, (i) => nested[i].x * nested[i].x + 1, 'nested'));
+    checks.push(check(msgs, (i) => msgs[i].n, 'messages'));
+    await Promise.all(checks.slice(-3));
+    process.stdout.write(`\r  ${Math.round((Date.now() - t0) / 1000)} s: ${stats.tasks} tasks, ${stats.nested} nested, ${stats.messages} messages; killed ${stats.workersKilled} workers, ${stats.nodesKilled} nodes   `);
+  }
+  stop = true;
+  await chaos;
+  await Promise.all(checks);
+  const restarts = (await readClusterStatus(address)).actors.reduce((n, a) => n + a.restarts, 0);
+  await Promise.all(actors.map((a) => kill(a)));
+
+  // At rest: every alive node has all its resources free again.
+  let free = false;
+  for (let i = 0; i < 100 && !free; i++) {
+    const s = await readClusterStatus(address);
+    free = s.nodes.filter((n) => n.state === 'alive').every((n) => JSON.stringify(n.free) === JSON.stringify(n.total));
+    if (!free) await sleep(100);
+  }
+  await shutdown();
+  for (const a of agents) await stopProcess(a.pid, 3000);
+  await stopProcess(head.pid, 3000);
+  await stopProcess(redis.pid, 3000);
+  await sleep(300);
+  const leftover = [...seenWorkers].filter((p) => isRunning(p));
+  rmSync(dir, { recursive: true, force: true });
+
+  const seconds = ((Date.now() - t0) / 1000).toFixed(1);
+  console.log(`\n\nchaos${short ? ' (short)' : ''}: ${seconds} s wall time`);
+  console.log(`  ran: ${stats.tasks} tasks, ${stats.nested} nested tasks, ${stats.messages} actor messages (4 actors)`);
+  console.log(`  killed: ${stats.workersKilled} worker processes, ${stats.nodesKilled} nodes; head restarts: ${stats.headRestarts}; actor restarts: ${restarts}`);
+  console.log(`  resources all free at the end: ${free ? 'yes' : 'NO'}; worker processes left over: ${leftover.length}`);
+  console.log(`  loss: ${stats.lost}, wrong results: ${stats.wrong}`);
+  if (stats.lost || stats.wrong || !free || leftover.length) process.exit(1);
+}
+
+main().catch((err) => {
+  console.error('chaos failed:', err);
+  process.exit(1);
+});

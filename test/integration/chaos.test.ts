@@ -1,0 +1,16 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { entryPoint } from '../../runtime/internal/launcher';
+
+test('the short chaos suite loses nothing while workers, nodes and the head are killed', async () => {
+  const script = join(entryPoint('cli'), '..', 'chaos.js');
+  const { stdout } = await promisify(execFile)(process.execPath, [script, '--short'], {
+    env: { ...process.env, CHAOS_SECONDS: '30' },
+    timeout: 170_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  expect(stdout).toMatch(/loss: 0, wrong results: 0/);
+  expect(stdout).toMatch(/killed: [1-9]\d* worker processes, [1-9]\d* nodes; head restarts: 1/);
+  expect(stdout).toMatch(/resources all free at the end: yes; worker processes left over: 0/);
+}, 180_000);
