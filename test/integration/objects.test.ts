@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { ObjectLostError, ObjectRef, get, init, put, shutdown, type Ref } from '../../runtime';
 import { Keys } from '../../runtime/protocol';
 import { collectGarbage, eventually, startCluster, type TestCluster } from '../helpers/cluster';
-import { echo, fill, makeRefInside, square } from '../fixtures/tasks';
+import { countedFill, echo, fill, makeRefInside, square } from '../fixtures/tasks';
 
 let cluster: TestCluster;
 const keys = new Keys();
@@ -125,7 +125,6 @@ describe('the object store', () => {
 
 describe('lost objects', () => {
   test("a lost task result is rebuilt by running its task again; a lost put() object is reported with its creator", async () => {
-    const { countedFill } = await import('../fixtures/tasks');
     const file = join(cluster.dir, 'lineage.txt');
     const ref = countedFill.remote(file, 30_000, 5); // 240 kB: kept in the store, not inline
     expect((await get(ref))[29_999]).toBe(5);

@@ -7,15 +7,7 @@
 ]]
 --@include "objects"
 local actorId, call, id, inbox, value, note, ch, fetchNext = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8]), ARGV[9]
-local metaKey = P .. ':m:' .. id
-if redis.call('EXISTS', metaKey) == 1 then
-  if value ~= '' then redis.call('SET', P .. ':v:' .. id, value) end
-  redis.call('HSET', metaKey, 'ch', ch)
-  holdInner(id, 10)
-else
-  redis.call('DEL', P .. ':v:' .. id)
-  for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
-end
+storeResult(id, value, ch, 10)
 redis.call('LREM', P .. ':actor:' .. actorId .. ':run', 1, call)
 redis.call('HDEL', P .. ':actor:' .. actorId .. ':started', id)
 redis.call('RPUSH', inbox, note)

@@ -8,15 +8,6 @@
 --@include "objects"
 local id, inbox, value, note, ch, lockKey, token = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 if lockKey ~= '' and redis.call('GET', lockKey) ~= token then return -1 end
-local metaKey = P .. ':m:' .. id
-local live = redis.call('EXISTS', metaKey) == 1
-if live then
-  if value ~= '' then redis.call('SET', P .. ':v:' .. id, value) end
-  redis.call('HSET', metaKey, 'ch', ch)
-  holdInner(id, 9)
-else
-  redis.call('DEL', P .. ':v:' .. id)
-  for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
-end
+local live = storeResult(id, value, ch, 9)
 redis.call('RPUSH', inbox, note)
 return live and 1 or 0

@@ -44,3 +44,18 @@ local function holdInner(outer, first)
     end
   end
 end
+
+-- Records a finished call's result: stored only if somebody still holds its ref (its metadata
+-- exists); otherwise whatever the worker wrote for it is deleted. Inner refs are ARGV[firstInner..].
+local function storeResult(id, value, ch, firstInner)
+  local metaKey = P .. ':m:' .. id
+  if redis.call('EXISTS', metaKey) == 1 then
+    if value ~= '' then redis.call('SET', P .. ':v:' .. id, value) end
+    redis.call('HSET', metaKey, 'ch', ch)
+    holdInner(id, firstInner)
+    return true
+  end
+  redis.call('DEL', P .. ':v:' .. id)
+  for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
+  return false
+end
