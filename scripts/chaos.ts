@@ -4,8 +4,8 @@
  * once. Checks that nothing is lost, that resources are all free at the end and that no worker
  * process is left over. `--short` runs about 40 s (the test suite runs it); the default runs 3 minutes.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get, init, kill, shutdown, type Ref } from '../runtime';
@@ -33,13 +33,76 @@ function children(pid: number): number[] {
   return out;
 }
 
+/**
+ * A node agent in its own network namespace, joined to this host by a veth pair, so that the test can
+ * cut its link: a real partition, not a dead process. Needs root and iproute2; returns why not otherwise.
+ */
+class PartitionedHost {
+  readonly ns = `nodus-chaos-${process.pid}`;
+  readonly hostIf = `nch${process.pid % 100000}`;
+  readonly nsIf = `ncn${process.pid % 100000}`;
+  readonly hostIp = `10.213.${process.pid % 250}.1`;
+  readonly nsIp = `10.213.${process.pid % 250}.2`;
+
+  static unavailable(): string | undefined {
+    if (process.getuid?.() !== 0) return 'needs root (ip netns)';
+    try {
+      execFileSync('ip', ['-V'], { stdio: 'ignore' });
+    } catch {
+      return 'needs iproute2: apt-get install -y iproute2';
+    }
+    return undefined;
+  }
+
+  private ip(...args: string[]): void {
+    execFileSync('ip', args, { stdio: 'ignore' });
+  }
+
+  up(): void {
+    this.ip('netns', 'add', this.ns);
+    this.ip('link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', this.nsIf);
+    this.ip('link', 'set', this.nsIf, 'netns', this.ns);
+    this.ip('addr', 'add', `${this.hostIp}/30`, 'dev', this.hostIf);
+    this.ip('link', 'set', this.hostIf, 'up');
+    this.ip('netns', 'exec', this.ns, 'ip', 'addr', 'add', `${this.nsIp}/30`, 'dev', this.nsIf);
+    this.ip('netns', 'exec', this.ns, 'ip', 'link', 'set', this.nsIf, 'up');
+    this.ip('netns', 'exec', this.ns, 'ip', 'link', 'set', 'lo', 'up');
+  }
+
+  cut(): void {
+    this.ip('link', 'set', this.hostIf, 'down');
+  }
+
+  heal(): void {
+    this.ip('link', 'set', this.hostIf, 'up');
+  }
+
+  down(): void {
+    try {
+      this.ip('netns', 'del', this.ns);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   const t0 = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'nodus-chaos-'));
-  const redis = await startRedisServer({ port: await freePort(), dir, detached: false });
+  const whyNoPartition = PartitionedHost.unavailable();
+  const partition = whyNoPartition ? undefined : new PartitionedHost();
+  partition?.up();
+  // With a partitioned host, Redis also listens on its veth, with a password as off-loopback Redis must.
+  const redis = await startRedisServer({
+    port: await freePort(),
+    dir,
+    detached: false,
+    bind: partition ? `127.0.0.1 ${partition.hostIp}` : '127.0.0.1',
+    password: partition ? `chaos-${process.pid}` : undefined,
+  });
   const address = redis.address;
   let head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), nodeTimeoutMs: NODE_TIMEOUT_MS });
   const agents: (StartedProcess & { nodeId: string })[] = [];
@@ -49,6 +112,13 @@ async function main(): Promise<void> {
     return a;
   };
   for (let i = 0; i < 3; i++) await addNode();
+  let partitioned: { before: string; after?: string } | undefined;
+  if (partition) {
+    const nsAddress = address.replace('127.0.0.1', partition.hostIp);
+    const a = await spawnAgent({ address: nsAddress, attached: true, logFile: join(dir, 'agent-netns.log'), resources: { CPU: 2 }, wrap: ['ip', 'netns', 'exec', partition.ns] });
+    agents.push(a);
+    partitioned = { before: a.nodeId };
+  }
   await init({ address, logToDriver: false });
   const stats = { tasks: 0, nested: 0, messages: 0, workersKilled: 0, nodesKilled: 0, headRestarts: 0, wrong: 0, lost: 0 };
   const seenWorkers = new Set<number>();
@@ -75,9 +145,11 @@ async function main(): Promise<void> {
           /* it finished first */
         }
       }
-      if (Date.now() - lastNodeKill > 10_000 && nodes.length > 1) {
+      // The namespaced node is kept for the partition scenario.
+      const killable = nodes.filter((a) => a.nodeId !== partitioned?.before);
+      if (Date.now() - lastNodeKill > 10_000 && killable.length > 1) {
         lastNodeKill = Date.now();
-        const victim = pick(nodes);
+        const victim = pick(killable);
         const procs = children(victim.pid);
         process.kill(victim.pid, 'SIGKILL');
         for (const p of procs) {
@@ -89,6 +161,18 @@ async function main(): Promise<void> {
         }
         stats.nodesKilled++;
         await addNode();
+      }
+      if (partition && partitioned && !partitioned.after && Date.now() - t0 > DURATION_MS / 4) {
+        // Cut the namespaced node off; heal the link once the head has declared it dead.
+        partition.cut();
+        const cutAt = Date.now();
+        while (Date.now() - cutAt < 15_000) {
+          const s = await readClusterStatus(address).catch(() => undefined);
+          if (s?.nodes.find((n) => n.id === partitioned!.before)?.state === 'dead') break;
+          await sleep(200);
+        }
+        partition.heal();
+        partitioned.after = 'healed';
       }
       if (!headKilled && Date.now() - t0 > DURATION_MS / 2) {
         headKilled = true;
@@ -126,7 +210,13 @@ async function main(): Promise<void> {
   stop = true;
   await chaos;
   await Promise.all(checks);
-  const restarts = (await readClusterStatus(address)).actors.reduce((n, a) => n + a.restarts, 0);
+  const final = await readClusterStatus(address);
+  const restarts = final.actors.reduce((n, a) => n + a.restarts, 0);
+  if (partitioned) {
+    const netnsAgent = agents.find((a) => a.nodeId === partitioned!.before);
+    const rejoined = final.nodes.find((n) => n.pid === netnsAgent?.pid && n.state === 'alive' && n.id !== partitioned!.before);
+    partitioned.after = `${final.nodes.find((n) => n.id === partitioned!.before)?.state === 'dead' ? 'declared dead' : 'NOT declared dead'}, ${rejoined ? `rejoined as ${rejoined.id}` : 'did not rejoin'}`;
+  }
   await Promise.all(actors.map((a) => kill(a)));
 
   // At rest: every alive node has all its resources free again.
@@ -143,17 +233,24 @@ async function main(): Promise<void> {
   await sleep(300);
   const leftover = [...seenWorkers].filter((p) => isRunning(p));
   rmSync(dir, { recursive: true, force: true });
+  partition?.down();
 
   const seconds = ((Date.now() - t0) / 1000).toFixed(1);
   console.log(`\n\nchaos${short ? ' (short)' : ''}: ${seconds} s wall time`);
   console.log(`  ran: ${stats.tasks} tasks, ${stats.nested} nested tasks, ${stats.messages} actor messages (4 actors)`);
   console.log(`  killed: ${stats.workersKilled} worker processes, ${stats.nodesKilled} nodes; head restarts: ${stats.headRestarts}; actor restarts: ${restarts}`);
+  console.log(
+    partitioned
+      ? `  partition: node ${partitioned.before} in network namespace ${partition!.ns}, link cut: ${partitioned.after}`
+      : `  partition: not run (${whyNoPartition})`,
+  );
   console.log(`  resources all free at the end: ${free ? 'yes' : 'NO'}; worker processes left over: ${leftover.length}`);
   console.log(`  loss: ${stats.lost}, wrong results: ${stats.wrong}`);
-  if (stats.lost || stats.wrong || !free || leftover.length) process.exit(1);
+  if (stats.lost || stats.wrong || !free || leftover.length || (partitioned && !/declared dead, rejoined/.test(partitioned.after ?? ''))) process.exit(1);
 }
 
 main().catch((err) => {
+  execFileSync('sh', ['-c', `ip netns del nodus-chaos-${process.pid} 2>/dev/null || true`]);
   console.error('chaos failed:', err);
   process.exit(1);
 });

@@ -91,12 +91,13 @@ export async function startRedisServer(o: RedisServerOptions): Promise<StartedPr
   const bin = findRedisServer();
   mkdirSync(o.dir, { recursive: true });
   const bind = o.bind ?? '127.0.0.1';
-  const args = ['--port', String(o.port), '--bind', bind, '--dir', o.dir, '--save', '', '--loglevel', 'warning'];
+  const args = ['--port', String(o.port), '--bind', ...bind.split(' '), '--dir', o.dir, '--save', '', '--loglevel', 'warning'];
   args.push('--appendonly', o.persistence ? 'yes' : 'no', '--appendfsync', 'everysec', '--appendfilename', `nodus-${o.port}.aof`, '--appenddirname', `appendonly-${o.port}`);
   if (o.password) args.push('--requirepass', o.password);
   const log = openSync(join(o.dir, `redis-${o.port}.log`), 'a');
   const child = spawn(bin, args, { detached: o.detached, stdio: ['ignore', log, log] });
-  const host = bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+  const first = bind.split(' ')[0];
+  const host = first === '0.0.0.0' || first === '::' ? '127.0.0.1' : first;
   const address = `redis://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}${host}:${o.port}`;
   const exited = new Promise<never>((_, rej) => child.once('exit', (code) => rej(new ClusterError(`redis-server exited at start (code ${code}); see ${join(o.dir, `redis-${o.port}.log`)}.`))));
   const probe = connect(address, { name: 'nodus:probe' });
@@ -119,6 +120,8 @@ export interface NodeProcessOptions {
   logFile?: string;
   namespace?: string;
   env?: NodeJS.ProcessEnv;
+  /** Runs the process through a wrapper command, e.g. ['ip', 'netns', 'exec', 'ns1'] to put it in a network namespace. */
+  wrap?: string[];
 }
 
 export interface HeadProcessOptions extends NodeProcessOptions {
@@ -137,6 +140,7 @@ export interface AgentProcessOptions extends NodeProcessOptions {
 async function forkReady(script: string, args: string[], o: NodeProcessOptions, timeoutMs = 30_000): Promise<StartedProcess & { info: Record<string, unknown> }> {
   const out = o.logFile ? openSync(o.logFile, 'a') : 'inherit';
   const child = fork(script, [...args, '--address', o.address, ...(o.attached ? ['--attached'] : []), ...(o.namespace ? ['--namespace', o.namespace] : [])], {
+    ...(o.wrap ? { execPath: o.wrap[0], execArgv: [...o.wrap.slice(1), process.execPath] } : {}),
     detached: !o.attached,
     stdio: ['ignore', out, out, 'ipc'],
     env: { ...process.env, ...o.env },
