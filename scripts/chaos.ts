@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { get, init, kill, shutdown, type Ref } from '../runtime';
 import { readClusterStatus } from '../runtime/internal/cluster-status';
 import { freePort, isRunning, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
-import { ReceiverActor, chaosNested, chaosSquare } from './chaos-tasks';
+import { Redis } from 'ioredis';
+import { ActorDiedError } from '../runtime';
+import { AtMostOnceActor, ReceiverActor, chaosNested, chaosSquare } from './chaos-tasks';
 
 const short = process.argv.includes('--short');
 const DURATION_MS = Number(process.env.CHAOS_SECONDS ?? (short ? 40 : 180)) * 1000;
@@ -125,7 +127,9 @@ async function main(): Promise<void> {
   const alive = () => agents.filter((a) => isRunning(a.pid));
 
   // Actors receiving numbered messages, as in Ray's chaos_many_actors.
-  const actors = Array.from({ length: 4 }, () => ReceiverActor.remote());
+  const actors = Array.from({ length: 4 }, (_, i) => ReceiverActor.remote(`a${i}`));
+  const atMostOnce = Array.from({ length: 2 }, (_, i) => AtMostOnceActor.remote(`m${i}`));
+  const amo: { name: string; n: number; ok: boolean }[] = [];
   let stop = false;
 
   const chaos = (async () => {
@@ -204,7 +208,20 @@ async function main(): Promise<void> {
     checks.push(check(squares, (i) => squares[i].x * squares[i].x, 'tasks'));
     checks.push(check(nested, (i) => nested[i].x * nested[i].x + 1, 'nested'));
     checks.push(check(msgs, (i) => msgs[i].n, 'messages'));
-    await Promise.all(checks.slice(-3));
+    // At-most-once actors: a message either comes back or fails with ActorDiedError; counted below.
+    checks.push(
+      Promise.all(
+        atMostOnce.flatMap((a, k) =>
+          Array.from({ length: 10 }, (_, i) =>
+            get(a.message.remote(base + i), { timeout: 120_000 }).then(
+              () => amo.push({ name: `m${k}`, n: base + i, ok: true }),
+              (e: unknown) => (e instanceof ActorDiedError ? amo.push({ name: `m${k}`, n: base + i, ok: false }) : stats.lost++),
+            ),
+          ),
+        ),
+      ).then(() => undefined),
+    );
+    await Promise.all(checks.slice(-4));
     process.stdout.write(`\r  ${Math.round((Date.now() - t0) / 1000)} s: ${stats.tasks} tasks, ${stats.nested} nested, ${stats.messages} messages; killed ${stats.workersKilled} workers, ${stats.nodesKilled} nodes   `);
   }
   stop = true;
@@ -217,7 +234,21 @@ async function main(): Promise<void> {
     const rejoined = final.nodes.find((n) => n.pid === netnsAgent?.pid && n.state === 'alive' && n.id !== partitioned!.before);
     partitioned.after = `${final.nodes.find((n) => n.id === partitioned!.before)?.state === 'dead' ? 'declared dead' : 'NOT declared dead'}, ${rejoined ? `rejoined as ${rejoined.id}` : 'did not rejoin'}`;
   }
-  await Promise.all(actors.map((a) => kill(a)));
+  // How often each message was applied, counted by the actors themselves in Redis.
+  const tallyClient = new Redis(address, { maxRetriesPerRequest: null });
+  const tally = await tallyClient.hgetall('chaos:tally');
+  tallyClient.disconnect();
+  const runs = Number(tally.runs ?? 0);
+  let underApplied = 0;
+  let overApplied = 0;
+  for (let a = 0; a < actors.length; a++) {
+    for (let b = 0; b < batch; b++) for (let i = 0; i < 25; i++) if (!Number(tally[`a${a}:${b * 1000 + i}`])) underApplied++;
+  }
+  for (const m of amo) {
+    const applied = Number(tally[`${m.name}:${m.n}`] ?? 0);
+    if (applied > 1 || (m.ok && applied !== 1)) overApplied++;
+  }
+  await Promise.all([...actors, ...atMostOnce].map((a) => kill(a)));
 
   // At rest: every alive node has all its resources free again.
   let free = false;
@@ -238,6 +269,8 @@ async function main(): Promise<void> {
   const seconds = ((Date.now() - t0) / 1000).toFixed(1);
   console.log(`\n\nchaos${short ? ' (short)' : ''}: ${seconds} s wall time`);
   console.log(`  ran: ${stats.tasks} tasks, ${stats.nested} nested tasks, ${stats.messages} actor messages (4 actors)`);
+  console.log(`  task runs: ${runs} for ${stats.tasks + stats.nested} squares (${runs - stats.tasks - stats.nested} retries)`);
+  console.log(`  at-least-once actors: messages never applied: ${underApplied}; at-most-once actors: ${amo.filter((m) => m.ok).length} applied once, ${amo.filter((m) => !m.ok).length} failed with ActorDiedError, applied more often than promised: ${overApplied}`);
   console.log(`  killed: ${stats.workersKilled} worker processes, ${stats.nodesKilled} nodes; head restarts: ${stats.headRestarts}; actor restarts: ${restarts}`);
   console.log(
     partitioned
@@ -246,7 +279,7 @@ async function main(): Promise<void> {
   );
   console.log(`  resources all free at the end: ${free ? 'yes' : 'NO'}; worker processes left over: ${leftover.length}`);
   console.log(`  loss: ${stats.lost}, wrong results: ${stats.wrong}`);
-  if (stats.lost || stats.wrong || !free || leftover.length || (partitioned && !/declared dead, rejoined/.test(partitioned.after ?? ''))) process.exit(1);
+  if (stats.lost || stats.wrong || underApplied || overApplied || !free || leftover.length || (partitioned && !/declared dead, rejoined/.test(partitioned.after ?? ''))) process.exit(1);
 }
 
 main().catch((err) => {

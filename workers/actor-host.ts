@@ -31,6 +31,8 @@ export interface ActorHostOptions {
 export class ActorHost {
   readonly actors = new Map<string, Hosted>();
   private closing = false;
+  /** This node was declared dead: the head restarts its actors elsewhere, so their exits are not ours to handle. */
+  private abandoned = false;
 
   constructor(private readonly o: ActorHostOptions) {}
 
@@ -61,6 +63,11 @@ export class ActorHost {
 
   private async onExit(h: Hosted, exit: WorkerExit): Promise<void> {
     h.proc = undefined;
+    if (this.abandoned) {
+      this.actors.delete(h.id);
+      this.o.release(h.demand);
+      return;
+    }
     const rec = (await this.o.redis.hgetall(this.o.keys.actor(h.id))) as unknown as ActorRecord;
     if (rec.host !== h.host) {
       // The head gave it to another node (this one was declared dead): not ours to restart or end.
@@ -123,6 +130,12 @@ export class ActorHost {
     let n = 0;
     for (const h of this.actors.values()) if (h.proc) n++;
     return n;
+  }
+
+  /** The node was declared dead and joins again: stop its actor processes and leave their records to the head. */
+  async abandon(): Promise<void> {
+    this.abandoned = true;
+    await this.stop();
   }
 
   /** The node is stopping: its actors die with it (a restart elsewhere is for node-death handling). */

@@ -149,7 +149,7 @@ export class NodeAgent {
   private async rejoin(): Promise<void> {
     const old = this.nodeId;
     this.o.logger.warn({ node: old }, 'this node was declared dead by the head; stopping its work and joining again as a new node');
-    await this.actorHost.stop();
+    await this.actorHost.abandon();
     await this.pool.close();
     for (let i = 0; i < 100 && this.running.size; i++) await new Promise((r) => setTimeout(r, 20));
     this.nodeId = newNodeId();

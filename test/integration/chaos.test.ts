@@ -11,6 +11,8 @@ test('the short chaos suite loses nothing while workers, nodes and the head are 
     maxBuffer: 16 * 1024 * 1024,
   });
   expect(stdout).toMatch(/loss: 0, wrong results: 0/);
+  expect(stdout).toMatch(/task runs: \d+ for \d+ squares/);
+  expect(stdout).toMatch(/messages never applied: 0; at-most-once actors: \d+ applied once, \d+ failed with ActorDiedError, applied more often than promised: 0/);
   expect(stdout).toMatch(/killed: [1-9]\d* worker processes, [1-9]\d* nodes; head restarts: 1/);
   expect(stdout).toMatch(/resources all free at the end: yes; worker processes left over: 0/);
   // The partition scenario needs root and iproute2 (.ci/run installs it); elsewhere the suite says why it did not run.
