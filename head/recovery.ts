@@ -101,6 +101,8 @@ export async function cancelDriverTasks(ctx: RecoveryContext, driverId: string):
     }
     for (const job of (await q.getJobs(['active'])) as Job<TaskJob>[]) {
       if (job?.data?.owner !== driverId) continue;
+      // The key is what counts (nodes check it for the tasks they run); the message makes it quick.
+      await ctx.redis.set(`${ctx.keys.cancelled}:${job.data.id}`, '1', 'EX', 3600);
       await ctx.redis.publish(ctx.keys.controlChannel, JSON.stringify({ type: 'cancel', id: job.data.id, force: true }));
       cancelled++;
     }

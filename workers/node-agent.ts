@@ -179,7 +179,7 @@ export class NodeAgent {
 
   private async heartbeat(): Promise<void> {
     const alive = await this.redis.nodusNodeBeat(this.keys.prefix, this.nodeId, JSON.stringify(this.info()), Date.now());
-    if (alive) await this.actorHost.sweepKilled();
+    if (alive) await Promise.all([this.actorHost.sweepKilled(), this.sweepCancelled()]);
     if (alive || this.rejoining || this.closing) return;
     this.rejoining = true;
     try {
@@ -351,6 +351,18 @@ export class NodeAgent {
       run.cancelled = true;
       run.worker?.kill('SIGKILL');
     }
+  }
+
+  /** Cancels running tasks whose cancel message this node missed (pub/sub is not durable); called with each heartbeat. */
+  private async sweepCancelled(): Promise<void> {
+    const runs = [...this.running.values()].filter((r) => !r.cancelled);
+    if (!runs.length) return;
+    const pipe = this.redis.pipeline();
+    for (const r of runs) pipe.exists(`${this.keys.cancelled}:${r.job.data.id}`);
+    const res = (await pipe.exec()) ?? [];
+    res.forEach(([, n], i) => {
+      if (n) this.onControl({ type: 'cancel', id: runs[i].job.data.id, force: true });
+    });
   }
 
   private async extendLocks(durationMs: number): Promise<void> {

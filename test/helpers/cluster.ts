@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
+import { init, shutdown } from '../../runtime';
 import { freePort, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
 import type { Resources } from '../../runtime/protocol';
 
@@ -66,6 +67,23 @@ export async function startCluster(spec: ClusterSpec = {}): Promise<TestCluster>
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A cluster for a whole test file, this file's driver connected to it: started in beforeAll, stopped in
+ * afterAll. The returned object is filled in when beforeAll has run.
+ */
+export function useCluster(spec: ClusterSpec & { logToDriver?: boolean } = {}): TestCluster {
+  const cluster = {} as TestCluster;
+  beforeAll(async () => {
+    Object.assign(cluster, await startCluster(spec));
+    await init({ address: cluster.address, logToDriver: spec.logToDriver ?? false });
+  });
+  afterAll(async () => {
+    await shutdown();
+    await cluster.stop?.();
+  });
+  return cluster;
 }
 
 /** Runs the garbage collector so FinalizationRegistry callbacks can fire. */

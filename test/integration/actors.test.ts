@@ -1,23 +1,13 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ActorDiedError, ConfigError, get, getActor, init, kill, shutdown, type ActorHandle } from '../../runtime';
+import { ActorDiedError, ConfigError, get, getActor, kill, type ActorHandle } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
-import { eventually, startCluster, type TestCluster } from '../helpers/cluster';
+import { eventually, useCluster } from '../helpers/cluster';
 import { fail } from '../fixtures/tasks';
 import { AccelCounter, BrokenActor, Counter, CounterActor, PlainCounter, RetryingCounter, SleeperActor, incrVia, passHandle } from '../fixtures/actors';
 
-let cluster: TestCluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodeResources: [{ CPU: 2 }, { CPU: 2, accel: 1 }], driverTimeoutMs: 1500 });
-  await init({ address: cluster.address, logToDriver: false });
-});
-
-afterAll(async () => {
-  await shutdown();
-  await cluster?.stop();
-});
+const cluster = useCluster({ nodeResources: [{ CPU: 2 }, { CPU: 2, accel: 1 }], driverTimeoutMs: 1500 });
 
 const actorState = async (id: string) => (await readClusterStatus(cluster.address)).actors.find((a) => a.id === id);
 

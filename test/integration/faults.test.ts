@@ -1,21 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TaskCancelledError, WorkerCrashedError, cancel, get, init, shutdown } from '../../runtime';
-import { eventually, processAlive, startCluster, type TestCluster } from '../helpers/cluster';
+import { TaskCancelledError, WorkerCrashedError, cancel, get } from '../../runtime';
+import { eventually, processAlive, useCluster } from '../helpers/cluster';
 import { blockFor, crash, killable, sleep, square, writeMarker } from '../fixtures/tasks';
 import { existsSync } from 'node:fs';
 
-let cluster: TestCluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodes: 2, cpus: 2 });
-  await init({ address: cluster.address, logToDriver: false });
-});
-
-afterAll(async () => {
-  await shutdown();
-  await cluster?.stop();
-});
+const cluster = useCluster({ nodes: 2, cpus: 2 });
 
 const pids = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number);
 

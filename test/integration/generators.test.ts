@@ -1,18 +1,8 @@
-import { TaskError, get, init, shutdown, kill } from '../../runtime';
-import { eventually, startCluster, type TestCluster } from '../helpers/cluster';
+import { TaskError, get, kill } from '../../runtime';
+import { eventually, useCluster } from '../helpers/cluster';
 import { CounterActor, SlowActor, StreamingProducer, tokens } from '../fixtures/actors';
 
-let cluster: TestCluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodes: 1, cpus: 2 });
-  await init({ address: cluster.address, logToDriver: false });
-});
-
-afterAll(async () => {
-  await shutdown();
-  await cluster?.stop();
-});
+useCluster({ nodes: 1, cpus: 2 });
 
 describe('streaming generators', () => {
   test('an actor generator streams 1000 items in order', async () => {

@@ -1,18 +1,8 @@
-import { get, init, shutdown } from '../../runtime';
-import { eventually, startCluster, type TestCluster } from '../helpers/cluster';
+import { get } from '../../runtime';
+import { eventually, useCluster } from '../helpers/cluster';
 import { shout } from '../fixtures/tasks';
 
-let cluster: TestCluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodes: 1, cpus: 1 });
-  await init({ address: cluster.address });
-});
-
-afterAll(async () => {
-  await shutdown();
-  await cluster?.stop();
-});
+const cluster = useCluster({ nodes: 1, cpus: 1, logToDriver: true });
 
 test("what a task prints reaches the driver's terminal, prefixed with the task, worker and node", async () => {
   const out: string[] = [];

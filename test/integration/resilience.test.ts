@@ -112,7 +112,7 @@ describe('driver death', () => {
       await eventually(async () => {
         const s = await readClusterStatus(c.address);
         return s.tasks.reduce((n, t) => n + t.queued + t.running, 0) === 0 && s.nodes[0].free.CPU === 1;
-      }, 'its queued and running tasks are gone and the CPU is free', 15_000);
+      }, 'its queued and running tasks are gone and the CPU is free', 20_000);
     } finally {
       await c.stop();
     }

@@ -1,19 +1,9 @@
-import { get, init, shutdown, wait } from '../../runtime';
+import { get, wait } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
-import { eventually, startCluster, type TestCluster } from '../helpers/cluster';
+import { eventually, useCluster } from '../helpers/cluster';
 import { huge, interval, needsAccel, whereAmI } from '../fixtures/tasks';
 
-let cluster: TestCluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodeResources: [{ CPU: 2 }, { CPU: 2, accel: 1 }] });
-  await init({ address: cluster.address, logToDriver: false });
-});
-
-afterAll(async () => {
-  await shutdown();
-  await cluster?.stop();
-});
+const cluster = useCluster({ nodeResources: [{ CPU: 2 }, { CPU: 2, accel: 1 }] });
 
 describe('resource-aware scheduling', () => {
   test('a task that asks for a custom resource runs only where it is', async () => {

@@ -1,18 +1,8 @@
-import { ConfigError, GetTimeoutError, ObjectRef, SerializationError, TaskError, get, init, put, remote, shutdown, wait } from '../../runtime';
-import { startCluster, type TestCluster } from '../helpers/cluster';
+import { ConfigError, GetTimeoutError, ObjectRef, SerializationError, TaskError, get, put, remote, wait } from '../../runtime';
+import { useCluster } from '../helpers/cluster';
 import { CustomError, add, describeArg, echo, fail, fill, getNested, makeRefInside, nestedSquare, returnsFunction, sleep, square, sumArray, whereAmI } from '../fixtures/tasks';
 
-let cluster: TestCluster;
-
-beforeAll(async () => {
-  cluster = await startCluster({ nodes: 2, cpus: 2 });
-  await init({ address: cluster.address, logToDriver: false });
-});
-
-afterAll(async () => {
-  await shutdown();
-  await cluster?.stop();
-});
+const cluster = useCluster({ nodes: 2, cpus: 2 });
 
 describe('remote functions on a two-node cluster', () => {
   test('a remote call returns an ObjectRef at once and get() gives its result', async () => {
