@@ -36,7 +36,12 @@ export class Receiver {
     return this.received;
   }
 }
+/**
+ * Actors need an `actorSlot`, which the partitioned node does not offer: an actor process cut off from
+ * Redis can still hold a blocked take on its mailbox and swallow a call when the link comes back
+ * (a known gap, see the README's failure table), which this suite does not exercise yet.
+ */
 /** At least once: a call cut short by a crash runs again. */
-export const ReceiverActor = remote(Receiver, { maxRestarts: -1, maxTaskRetries: -1 });
+export const ReceiverActor = remote(Receiver, { maxRestarts: -1, maxTaskRetries: -1, resources: { actorSlot: 1 } });
 /** At most once: a call cut short by a crash fails (ActorDiedError) and is not run again. */
-export const AtMostOnceActor = remote(Receiver, { maxRestarts: -1, maxTaskRetries: 0 });
+export const AtMostOnceActor = remote(Receiver, { maxRestarts: -1, maxTaskRetries: 0, resources: { actorSlot: 1 } });

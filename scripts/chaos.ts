@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   let head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), nodeTimeoutMs: NODE_TIMEOUT_MS });
   const agents: (StartedProcess & { nodeId: string })[] = [];
   const addNode = async () => {
-    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${agents.length}.log`), resources: { CPU: 2 } });
+    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${agents.length}.log`), resources: { CPU: 2, actorSlot: 100 } });
     agents.push(a);
     return a;
   };

@@ -139,8 +139,6 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     process.exit(0);
   }
   await ctx.redis.hset(key, 'state', 'alive', 'node', nodeId, 'pid', String(process.pid));
-  // Calls an earlier incarnation took but never began run here.
-  await ctx.redis.nodusActorTake(ctx.keys.prefix, actorId, nodeId, '').catch((err) => console.error('could not requeue calls left by an earlier incarnation:', err));
   const mbox = ctx.keys.mailbox(actorId);
   const runList = ctx.keys.running(actorId);
   const limit = Math.max(1, Number(rec.maxConcurrency) || 1);
@@ -160,16 +158,12 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     // Idle: block until a call comes. Busy below the limit: look briefly, so new calls still start.
     const raw = await blocking.blmoveBuffer(mbox, runList, 'LEFT', 'RIGHT', running ? 0.05 : 2).catch(() => null);
     if (!raw) continue;
-    if (!(await ctx.redis.nodusActorTake(ctx.keys.prefix, actorId, nodeId, raw))) {
-      // Hosted elsewhere now: this process outlived a partition. The call went back to the mailbox.
-      process.exit(0);
-    }
     running++;
     // One call at a time: each completion takes the next call in the same round trip.
     const chain = async (first: Buffer) => {
       for (let call: Buffer | null = first; call; ) {
         void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
-        call = await handleCall(ctx, actorId, rec.cls, instance, call, limit === 1 ? nodeId : '');
+        call = await handleCall(ctx, actorId, rec.cls, instance, call, limit === 1);
       }
     };
     void chain(raw).finally(() => {
@@ -180,7 +174,7 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
 }
 
 /** Runs one call and reports it; with fetchNext, returns the next call taken from the mailbox, if any. */
-async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetchNext: string): Promise<Buffer | null> {
+async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetchNext: boolean): Promise<Buffer | null> {
   const [id, method, argsBytes, argsRef, caller, owner, generator] = decode<ActorCall>(raw);
   const name = `${cls}.${method}`;
   let out: { value: Buffer | null; chunks: number; inner: string[] };
@@ -199,7 +193,7 @@ async function handleCall(ctx: CoreContext, actorId: string, cls: string, instan
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }
   const note = encode([Note.Done, id, out.value]).bytes;
-  return ctx.redis.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetchNext, ...out.inner);
+  return ctx.redis.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetchNext ? '1' : '0', ...out.inner);
 }
 
 async function main(): Promise<void> {

@@ -25,7 +25,6 @@ export interface ObjectCommands {
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
-  nodusActorTake(...args: Arg[]): Promise<number>;
 }
 
 const NAMES: Record<string, string> = {
@@ -40,7 +39,6 @@ const NAMES: Record<string, string> = {
   'actor-end': 'nodusActorEnd',
   'stream-item': 'nodusStreamItem',
   'node-beat': 'nodusNodeBeat',
-  'actor-take': 'nodusActorTake',
 };
 
 /** Defines the commands on a client (idempotent) and returns it typed. */
