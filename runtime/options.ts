@@ -73,17 +73,28 @@ export function resolveResources(what: string, given: unknown): Resources {
   return out;
 }
 
+/** CPUs, GPUs and custom resources as one demand (or a node's totals); zero GPUs are left out. */
+function resolveDemand(o: { numCpus?: number; numGpus?: number; resources?: unknown }, defaultCpus: number, integer = false): Resources {
+  const demand: Resources = { CPU: checkCount('numCpus', o.numCpus ?? defaultCpus, { integer }) };
+  const gpus = checkCount('numGpus', o.numGpus ?? 0, { integer });
+  if (gpus > 0) demand.GPU = gpus;
+  return Object.assign(demand, resolveResources('resources', o.resources));
+}
+
+/** A count where -1 means no limit. */
+function countOrUnlimited(what: string, v: number | undefined, dflt: number): number {
+  const n = checkCount(what, v ?? dflt, { integer: true, min: -1 });
+  return n === -1 ? Number.MAX_SAFE_INTEGER : n;
+}
+
 /** Applies defaults to remote options and checks them. Throws ConfigError listing valid names on a typo. */
 export function resolveRemoteOptions(opts: RemoteOptions = {}): ResolvedRemoteOptions {
   if (typeof opts !== 'object' || opts === null) throw new ConfigError('remote options must be an object.');
   rejectUnknownKeys('remote', opts, REMOTE_OPTION_NAMES);
-  const demand: Resources = { CPU: checkCount('numCpus', opts.numCpus ?? 1) };
-  const gpus = checkCount('numGpus', opts.numGpus ?? 0);
-  if (gpus > 0) demand.GPU = gpus;
-  Object.assign(demand, resolveResources('resources', opts.resources));
-  const maxRetries = checkCount('maxRetries', opts.maxRetries ?? 3, { integer: true, min: -1 });
+  const demand = resolveDemand(opts, 1);
+  const maxRetries = countOrUnlimited('maxRetries', opts.maxRetries, 3);
   if (opts.name !== undefined && (typeof opts.name !== 'string' || !opts.name)) throw new ConfigError('name must be a non-empty string.');
-  return { demand, maxRetries: maxRetries === -1 ? Number.MAX_SAFE_INTEGER : maxRetries, name: opts.name };
+  return { demand, maxRetries, name: opts.name };
 }
 
 /** Options of `init()`. */
@@ -143,10 +154,7 @@ export interface NodeOptions {
 
 export function resolveNodeResources(opts: NodeOptions, defaultCpus: number): Resources {
   rejectUnknownKeys('node', opts, ['numCpus', 'numGpus', 'resources']);
-  const total: Resources = { CPU: checkCount('numCpus', opts.numCpus ?? defaultCpus, { integer: true }) };
-  const gpus = checkCount('numGpus', opts.numGpus ?? 0, { integer: true });
-  if (gpus) total.GPU = gpus;
-  return Object.assign(total, resolveResources('resources', opts.resources));
+  return resolveDemand(opts, defaultCpus, true);
 }
 
 /** Options of an actor class, given to `remote(Class, opts)` or `.options(opts)`. */
@@ -186,14 +194,7 @@ const ACTOR_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRestarts', 'm
 export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptions {
   if (typeof opts !== 'object' || opts === null) throw new ConfigError('actor options must be an object.');
   rejectUnknownKeys('actor', opts, ACTOR_OPTION_NAMES);
-  const demand: Resources = { CPU: checkCount('numCpus', opts.numCpus ?? 0) };
-  const gpus = checkCount('numGpus', opts.numGpus ?? 0);
-  if (gpus > 0) demand.GPU = gpus;
-  Object.assign(demand, resolveResources('resources', opts.resources));
-  const unlimited = (what: string, v: number | undefined, dflt: number) => {
-    const n = checkCount(what, v ?? dflt, { integer: true, min: -1 });
-    return n === -1 ? Number.MAX_SAFE_INTEGER : n;
-  };
+  const demand = resolveDemand(opts, 0);
   const maxConcurrency = checkCount('maxConcurrency', opts.maxConcurrency ?? 1, { integer: true, min: 1 });
   if (opts.name !== undefined && (typeof opts.name !== 'string' || !/^[^/\s][^/]{0,199}$/.test(opts.name))) {
     throw new ConfigError(`name must be a non-empty string without '/', got ${JSON.stringify(opts.name)}.`);
@@ -203,8 +204,8 @@ export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptio
   if (opts.lifetime !== undefined && opts.lifetime !== 'detached') throw new ConfigError(`lifetime must be 'detached' or left out, got ${JSON.stringify(opts.lifetime)}.`);
   return {
     demand,
-    maxRestarts: unlimited('maxRestarts', opts.maxRestarts, 0),
-    maxTaskRetries: unlimited('maxTaskRetries', opts.maxTaskRetries, 0),
+    maxRestarts: countOrUnlimited('maxRestarts', opts.maxRestarts, 0),
+    maxTaskRetries: countOrUnlimited('maxTaskRetries', opts.maxTaskRetries, 0),
     maxConcurrency,
     name: opts.name,
     namespace,
