@@ -335,7 +335,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     this.notes = [];
     const work: Promise<unknown>[] = [];
     // Order matters and holds: one connection, commands issued in this order.
-    if (creates.length) work.push(this.redis.nodusCreate(this.keys.prefix, this.ownerId, this.procId, ...creates));
+    for (const part of slices(creates)) work.push(this.redis.nodusCreate(this.keys.prefix, this.ownerId, this.procId, ...part));
     for (const c of actorCreates) work.push(this.redis.nodusActorCreate(...c.args));
     const byQueue = new Map<string, QueuedJob[]>();
     for (const q of jobs) {
@@ -359,7 +359,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     }
     for (const [actorId, calls] of actorCalls) work.push(this.pushCalls(actorId, calls));
     for (const [inbox, note] of notes) work.push(this.redis.rpush(inbox, note));
-    if (refOps.length) work.push(this.redis.nodusRefs(this.keys.prefix, this.procId, ...refOps));
+    for (const part of slices(refOps)) work.push(this.redis.nodusRefs(this.keys.prefix, this.procId, ...part));
     try {
       await Promise.all(work);
     } catch (err) {
@@ -970,4 +970,11 @@ export async function killActor(redis: CommandClient, keys: Keys, actorId: strin
     return;
   }
   await redis.publish(keys.controlChannel, JSON.stringify({ type: 'kill', actorId, noRestart } satisfies ControlMessage));
+}
+
+/** Splits a script's argument list into parts of at most `size` (even, so pairs stay together): a spread of 100k+ arguments overflows the stack. */
+function slices<T>(list: T[], size = 4096): T[][] {
+  const parts: T[][] = [];
+  for (let i = 0; i < list.length; i += size) parts.push(list.slice(i, i + size));
+  return parts;
 }
