@@ -1,10 +1,24 @@
 /** @module Messages between a node agent and its worker processes (Node IPC, advanced serialization). */
-import type { TaskJob } from '../runtime/protocol';
+import type { JobJson } from 'bullmq';
 
-export type AgentToWorker = { t: 'run'; job: TaskJob } | { t: 'exit' };
+/**
+ * A lease: the worker runs `job` (which the agent took from `queue` with `token`) and then, while the
+ * queue has more, the next ones, fetched as it completes each one (BullMQ's fetch-next), holding the
+ * resources the agent set aside for the lease. Ray's leased workers run tasks of one shape back to back
+ * the same way.
+ */
+export interface Lease {
+  queue: string;
+  job: JobJson;
+  token: string;
+}
+
+export type AgentToWorker = { t: 'lease'; lease: Lease } | { t: 'exit' };
 
 export type WorkerToAgent =
   | { t: 'ready'; pid: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
-  /** value: the stored form when small enough to inline, null when the worker stored it. */
-  | { t: 'done'; id: string; value: Buffer | null; chunks: number; inner: string[] };
+  /** The worker took the next job of its lease (the first one the agent knows). */
+  | { t: 'start'; id: string; owner: string; name: string }
+  /** The lease is over: the queue was empty, or the worker could not go on (reason). */
+  | { t: 'done'; reason?: string };

@@ -1,7 +1,7 @@
 /** @module The node agent: registers a node's resources, pulls the tasks that fit them from BullMQ, runs them in worker processes. */
 import { randomBytes } from 'node:crypto';
 import { cpus as osCpus, hostname } from 'node:os';
-import { Worker as BullWorker, type Job } from 'bullmq';
+import { Worker as BullWorker, Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { dispatchOrder, fits, give, take } from '../head/policy';
@@ -12,7 +12,7 @@ import { encode } from '../runtime/internal/serialization';
 import { Note, PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { ActorHost } from './actor-host';
-import { WorkerExit, WorkerPool, type WorkerProcess } from './worker-pool';
+import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
 
 export interface AgentOptions {
   address: string;
@@ -35,11 +35,15 @@ interface Shape {
   worker: BullWorker;
 }
 
+/** A task under way on this node (one of a lease's). */
 interface Running {
-  job: Job<TaskJob>;
+  /** The job id, which is the task id. */
+  id: string;
   token: string;
   shape: Shape;
-  worker?: WorkerProcess;
+  worker: WorkerProcess;
+  /** The job as fetched, for the lease's first task; the others are read again if their worker dies. */
+  job?: Job<TaskJob>;
   cancelled: boolean;
 }
 
@@ -241,7 +245,7 @@ export class NodeAgent {
           this.free = take(this.free, shape.demand);
           took = true;
           if (shape.actor) void this.hostActor(shape, job as unknown as Job<ActorJob>, token);
-          else void this.runJob(shape, job, token);
+          else void this.runLease(shape, job, token);
         }
       }
       if (!took && !this.woken && !this.closing) await new Promise<void>((r) => (this.wakeUp = r));
@@ -249,46 +253,45 @@ export class NodeAgent {
     }
   }
 
-  private async runJob(shape: Shape, job: Job<TaskJob>, token: string): Promise<void> {
-    const data = job.data;
-    const run: Running = { job, token, shape, cancelled: false };
+  /**
+   * Leases a worker for the job just taken: it runs it, then the next jobs of the same queue, each
+   * fetched as the one before completes, until the queue is empty; the lease holds the shape's
+   * resources all along. The agent follows which task runs (to cancel it, or to retry it when the
+   * process dies) but takes no part in running or completing them.
+   */
+  private async runLease(shape: Shape, job: Job<TaskJob>, token: string): Promise<void> {
+    const worker = this.pool.acquire();
+    let run: Running | undefined;
+    const onStart = (t: TaskStart) => {
+      if (run) this.running.delete(run.id);
+      run = { id: t.id, token, shape, worker, job: t.id === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
+      this.running.set(t.id, run);
+      if (run.cancelled) worker.kill('SIGKILL');
+    };
     try {
-      const problem = checkJob(data);
-      if (problem) {
-        this.o.logger.error({ job: job.id, problem }, 'malformed job');
-        if (data && typeof data.id === 'string' && typeof data.caller === 'string') {
-          await this.complete(run, failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem }), 0, []);
-        }
-        await job.moveToCompleted(null, token, false).catch(() => undefined);
-        return;
-      }
-      this.running.set(data.id, run);
-      if (this.cancelled.has(data.id)) run.cancelled = true;
-      else {
-        run.worker = this.pool.acquire();
-        try {
-          const done = await run.worker.run(data);
-          this.pool.release(run.worker);
-          await this.complete(run, done.value, done.chunks, done.inner);
-          await job.moveToCompleted(null, token, false);
-          return;
-        } catch (err) {
-          if (!(err instanceof WorkerExit)) throw err;
-          if (!run.cancelled) {
-            await this.onCrash(run, err);
-            return;
-          }
-        }
-      }
-      await this.complete(run, failureBytes({ kind: 'cancelled', task: data.fn.name, name: 'TaskCancelledError', message: `task ${data.fn.name} was cancelled` }), 0, []);
-      await job.moveToCompleted(null, token, false);
+      const data = job.data as TaskJob | undefined;
+      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, { id: job.id!, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') }, onStart);
+      if (reason) this.o.logger.warn({ queue: shape.key, reason }, 'lease ended early');
+      this.pool.release(worker);
     } catch (err) {
-      this.o.logger.error({ job: job.id, err: String(err) }, 'could not finish job');
+      if (!(err instanceof WorkerExit)) this.o.logger.error({ job: job.id, err: String(err) }, 'lease failed');
+      else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
     } finally {
-      this.running.delete(data?.id);
+      if (run) this.running.delete(run.id);
       this.free = give(this.free, shape.demand, this.total);
       this.wake();
     }
+  }
+
+  /** A leased worker died while it ran `run`: report it cancelled, retry it, or report the crash. */
+  private async onWorkerExit(run: Running, exit: WorkerExit): Promise<void> {
+    const job = run.job ?? ((await Job.fromId(run.shape.worker, run.id)) as Job<TaskJob> | undefined);
+    // Gone: the worker completed it and died before it said so.
+    if (!job?.data) return;
+    if (!run.cancelled) return this.onCrash(run, job, exit);
+    const data = job.data;
+    await this.complete(run, job, failureBytes({ kind: 'cancelled', task: data.fn.name, name: 'TaskCancelledError', message: `task ${data.fn.name} was cancelled` }));
+    await job.moveToCompleted(null, run.token, false);
   }
 
   /** An actor creation: the actor keeps the resources just taken until it is dead for good. */
@@ -305,8 +308,8 @@ export class NodeAgent {
   }
 
   /** The worker process died mid-task: run it again elsewhere while maxRetries allows, else report WorkerCrashedError. */
-  private async onCrash(run: Running, exit: WorkerExit): Promise<void> {
-    const { job, token } = run;
+  private async onCrash(run: Running, job: Job<TaskJob>, exit: WorkerExit): Promise<void> {
+    const { token } = run;
     const data = job.data;
     const crashes = job.attemptsMade + 1;
     const where = `worker pid ${run.worker?.pid} on node ${this.nodeId}`;
@@ -325,16 +328,16 @@ export class NodeAgent {
         `and maxRetries is ${data.maxRetries}. Look at the task's output above for the cause (out of memory? process.exit()?), ` +
         'or raise maxRetries with .options({ maxRetries: n }).',
     };
-    await this.complete(run, failureBytes(failure), 0, []);
+    await this.complete(run, job, failureBytes(failure));
     await job.moveToCompleted(null, token, false);
   }
 
-  /** Stores the result (if small) and tells the caller, in one Lua command — only while this node holds the job's lock. */
-  private async complete(run: Running, value: Buffer | null, chunks: number, inner: string[]): Promise<void> {
-    const data = run.job.data;
+  /** Stores a failure and tells the caller, in one Lua command — only while this node holds the job's lock. */
+  private async complete(run: Running, job: Job<TaskJob>, value: Buffer): Promise<void> {
+    const data = job.data;
     const note = encode([Note.Done, data.id, value]).bytes;
-    const lock = this.keys.jobLock(run.shape.key, run.job.id!);
-    const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value ?? '', note, chunks, lock, run.token, ...inner);
+    const lock = this.keys.jobLock(run.shape.key, run.id);
+    const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value, note, 0, lock, run.token);
     if (done === -1) this.o.logger.warn({ task: data.fn.name, id: data.id }, 'result dropped: this node lost the job (it was declared dead and the task given to another node)');
   }
 
@@ -349,7 +352,7 @@ export class NodeAgent {
     const run = this.running.get(msg.id);
     if (run) {
       run.cancelled = true;
-      run.worker?.kill('SIGKILL');
+      run.worker.kill('SIGKILL');
     }
   }
 
@@ -358,10 +361,10 @@ export class NodeAgent {
     const runs = [...this.running.values()].filter((r) => !r.cancelled);
     if (!runs.length) return;
     const pipe = this.redis.pipeline();
-    for (const r of runs) pipe.exists(`${this.keys.cancelled}:${r.job.data.id}`);
+    for (const r of runs) pipe.exists(`${this.keys.cancelled}:${r.id}`);
     const res = (await pipe.exec()) ?? [];
     res.forEach(([, n], i) => {
-      if (n) this.onControl({ type: 'cancel', id: runs[i].job.data.id, force: true });
+      if (n) this.onControl({ type: 'cancel', id: runs[i].id, force: true });
     });
   }
 
@@ -370,7 +373,7 @@ export class NodeAgent {
     for (const r of this.running.values()) byShape.set(r.shape, [...(byShape.get(r.shape) ?? []), r]);
     for (const [shape, runs] of byShape) {
       await shape.worker.extendJobLocks(
-        runs.map((r) => r.job.id!),
+        runs.map((r) => r.id),
         runs.map((r) => r.token),
         durationMs,
       );
@@ -378,7 +381,7 @@ export class NodeAgent {
   }
 
   private forwardLog(w: WorkerProcess, stream: 'stdout' | 'stderr', text: string): void {
-    const to = w.job ? { owner: w.job.owner, name: w.job.fn.name } : w.label;
+    const to = w.task ?? w.label;
     if (!to) {
       if (text.trim()) this.o.logger.info({ worker: w.id, pid: w.pid, stream }, text.trimEnd());
       return;
@@ -421,17 +424,3 @@ export class NodeAgent {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
-
-/** What is wrong with a job, if anything: anything can be put in a queue by hand. */
-function checkJob(data: TaskJob | undefined): string | undefined {
-  if (!data || typeof data !== 'object') return 'job data is not an object';
-  if (data.v !== PROTOCOL_VERSION) return `job was made by a driver speaking protocol v${String(data.v)}; this node speaks v${PROTOCOL_VERSION}. Use the same nodus version on drivers and nodes.`;
-  if (typeof data.id !== 'string' || typeof data.caller !== 'string' || typeof data.owner !== 'string') return 'job lacks id, caller or owner';
-  if (!data.fn || typeof data.fn.module !== 'string' || typeof data.fn.key !== 'string') return 'job lacks its function descriptor';
-  if (data.args !== null && typeof data.args !== 'string') return 'job args must be base64 msgpack or null';
-  if (data.args === null && typeof data.argsRef !== 'string') return 'job has neither args nor argsRef';
-  if (typeof data.maxRetries !== 'number') return 'job lacks maxRetries';
-  return undefined;
-}
-
-

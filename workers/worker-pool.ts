@@ -5,15 +5,15 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import { entryPoint } from '../runtime/internal/launcher';
-import type { TaskJob } from '../runtime/protocol';
-import type { AgentToWorker, WorkerToAgent } from './ipc';
+import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
 
 const TSX_LOADER = pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist', 'loader.mjs')).href;
 
-export interface TaskDone {
-  value: Buffer | null;
-  chunks: number;
-  inner: string[];
+/** A task a worker began: whose output it prints, and under what name. */
+export interface TaskStart {
+  id: string;
+  owner: string;
+  name: string;
 }
 
 /** Why a worker process went away while it ran a task. */
@@ -36,7 +36,7 @@ export class WorkerProcess {
   readonly proc: ChildProcess;
   readonly ready: Promise<void>;
   /** The task it runs now, if any. */
-  job: TaskJob | undefined;
+  task: TaskStart | undefined;
   /** Whose terminal its output goes to when no task says (an actor's process). */
   label: { owner: string; name: string } | undefined;
   /** How it ended, once it has. */
@@ -45,7 +45,7 @@ export class WorkerProcess {
   /** Reached 'ready': a worker that dies before is broken (bad install), not a task's victim. */
   started = false;
   idleSince = Date.now();
-  private current: { resolve(d: TaskDone): void; reject(e: Error): void } | undefined;
+  private current: { resolve(reason: string | undefined): void; reject(e: Error): void; onStart(t: TaskStart): void } | undefined;
 
   constructor(env: NodeJS.ProcessEnv, events: PoolEvents, onExit: (w: WorkerProcess) => void) {
     this.proc = fork(entryPoint('worker'), [], {
@@ -68,11 +68,13 @@ export class WorkerProcess {
     this.proc.on('message', (m: WorkerToAgent) => {
       if (m.t === 'ready') markReady();
       else if (m.t === 'log') events.onLog(this, m.stream, m.text);
-      else if (m.t === 'done' && this.current) {
-        const value = m.value ? Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength) : null;
+      else if (m.t === 'start' && this.current) {
+        this.task = { id: m.id, owner: m.owner, name: m.name };
+        this.current.onStart(this.task);
+      } else if (m.t === 'done' && this.current) {
         const c = this.current;
         this.current = undefined;
-        c.resolve({ value, chunks: m.chunks, inner: m.inner });
+        c.resolve(m.reason);
       }
     });
     // Output that bypasses process.stdout (native code, a crash report) still reaches the driver.
@@ -97,18 +99,23 @@ export class WorkerProcess {
     return this.proc.pid ?? -1;
   }
 
-  /** Runs a task; rejects with WorkerExit if the process dies first. */
-  async run(job: TaskJob): Promise<TaskDone> {
-    await this.ready;
-    if (!this.alive) throw new WorkerExit(null, null);
-    this.job = job;
+  /**
+   * Runs a lease: its first task, then the next ones of the same queue while there are any. `onStart`
+   * hears of each task as it begins (the first included). Resolves when the lease is over (with the
+   * reason if the worker could not go on); rejects with WorkerExit if the process dies first.
+   */
+  async lease(lease: Lease, first: TaskStart, onStart: (t: TaskStart) => void): Promise<string | undefined> {
+    this.task = first;
+    onStart(first);
     try {
-      return await new Promise<TaskDone>((resolve, reject) => {
-        this.current = { resolve, reject };
-        this.send({ t: 'run', job });
+      await this.ready;
+      if (!this.alive) throw this.exit ?? new WorkerExit(null, null);
+      return await new Promise<string | undefined>((resolve, reject) => {
+        this.current = { resolve, reject, onStart };
+        this.send({ t: 'lease', lease });
       });
     } finally {
-      this.job = undefined;
+      this.task = undefined;
       this.idleSince = Date.now();
     }
   }

@@ -1,4 +1,5 @@
 /** @module A worker process: imports the module that defines a remote function (TypeScript too) and runs its tasks one at a time. */
+import type { Job } from 'bullmq';
 import { pathToFileURL } from 'node:url';
 import { NodusError, TaskError, toFailure, type SerializedFailure } from '../runtime/errors';
 import { CoreContext, actorFailure, storeError } from '../runtime/internal/context';
@@ -10,7 +11,8 @@ import { decode, encode } from '../runtime/internal/serialization';
 import { isObjectRef } from '../runtime/object-ref';
 import { INLINE_RESULT_BYTES, Keys, Note, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
 import { lookupRemote } from '../runtime/remote';
-import type { AgentToWorker, WorkerToAgent } from './ipc';
+import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
+import { TaskQueue, checkJob } from './task-queue';
 
 const workerId = process.env.NODUS_WORKER_ID!;
 const nodeId = process.env.NODUS_NODE_ID!;
@@ -94,12 +96,10 @@ async function loadArgs(ctx: CoreContext, inline: Buffer | null, argsRef: string
   return args.some(isObjectRef) ? Promise.all(args.map((a) => (isObjectRef(a) ? ctx.get(a, undefined) : a))) : args;
 }
 
-async function run(ctx: CoreContext, job: TaskJob): Promise<void> {
+/** Runs one task and encodes its outcome: the value (inline or stored by this process) or the failure. */
+async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer | null; chunks: number; inner: string[] }> {
   ctx.ownerId = job.owner;
   ctx.current = { taskId: job.id, nodeId };
-  let value: Buffer | null;
-  let chunks = 0;
-  let inner: string[];
   try {
     const fn = await loadFunction(job.fn);
     const args = await loadArgs(ctx, job.args !== null ? Buffer.from(job.args, 'base64') : null, job.argsRef);
@@ -108,14 +108,54 @@ async function run(ctx: CoreContext, job: TaskJob): Promise<void> {
       // A generator task streams its items to the caller; its own result is the item count.
       result = await produce(ctx, result, { streamId: job.id, consumer: job.caller, owner: job.owner, name: job.fn.name });
     }
-    ({ value, chunks, inner } = await packResult(ctx, job.id, await result, job.fn.name));
+    return await packResult(ctx, job.id, await result, job.fn.name);
   } catch (err) {
-    value = failureBytes(failureOf(err, job.fn.name));
-    inner = [];
+    return { value: failureBytes(failureOf(err, job.fn.name)), chunks: 0, inner: [] };
   } finally {
     ctx.current = {};
   }
-  send({ t: 'done', id: job.id, value, chunks, inner });
+}
+
+const taskQueues = new Map<string, TaskQueue>();
+
+/**
+ * A lease from the agent: run its job, then the queue's next ones, each fetched in the same script that
+ * completes the one before, until the queue is empty. The agent hears of each task as it starts (to
+ * cancel it, or to retry it if this process dies) and of the lease's end.
+ */
+async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
+  let q = taskQueues.get(lease.queue);
+  if (!q) taskQueues.set(lease.queue, (q = new TaskQueue(lease.queue, ctx.redis, ctx.keys.bullPrefix)));
+  const { token } = lease;
+  let job: Job<TaskJob> | undefined = q.adopt(lease.job, token);
+  let reason: string | undefined;
+  try {
+    for (let first = true; job; first = false) {
+      const data = job.data;
+      const problem = checkJob(data);
+      if (!first && !problem) send({ t: 'start', id: job.id!, owner: data.owner, name: data.fn.name });
+      let completing: Promise<unknown> = Promise.resolve();
+      if (problem) {
+        console.error(`malformed job ${job.id} in ${lease.queue}: ${problem}`);
+        if (data && typeof data.id === 'string' && typeof data.caller === 'string') {
+          const value = failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem });
+          completing = ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), value, encode([Note.Done, data.id, value]).bytes, 0, '', '');
+        }
+      } else {
+        const out = await runTask(ctx, data);
+        const note = encode([Note.Done, data.id, out.value]).bytes;
+        // Only while this lease still holds the job's lock: a node declared dead must not apply its result.
+        completing = ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), out.value ?? '', note, out.chunks, ctx.keys.jobLock(lease.queue, job.id!), token, ...out.inner);
+      }
+      // Sent together: one round trip completes this job and takes the next.
+      const [done, next]: [unknown, Job<TaskJob> | undefined] = await Promise.all([completing, q.finish(job, token, true)]);
+      if (done === -1) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
+      job = next;
+    }
+  } catch (err) {
+    reason = `could not finish job ${job?.id}: ${(err as Error).message}`;
+  }
+  send({ t: 'done', reason });
 }
 
 /**
@@ -159,22 +199,58 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     const raw = await blocking.blmoveBuffer(mbox, runList, 'LEFT', 'RIGHT', running ? 0.05 : 2).catch(() => null);
     if (!raw) continue;
     running++;
-    // One call at a time: each completion takes the next call in the same round trip.
-    const chain = async (first: Buffer) => {
-      for (let call: Buffer | null = first; call; ) {
-        void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
-        call = await handleCall(ctx, actorId, rec.cls, instance, call, limit === 1);
-      }
-    };
-    void chain(raw).finally(() => {
+    void (limit === 1 ? runInOrder(raw) : runOne(raw)).finally(() => {
       running--;
       wake?.();
     });
   }
+
+  /** Marks a call as begun (before it runs: a restart then knows it may have had effects) and runs it. */
+  function begin(call: Buffer, fetch: number): Promise<Reported> {
+    void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
+    return handleCall(ctx, actorId, rec.cls, instance, call, fetch);
+  }
+
+  async function runOne(call: Buffer): Promise<void> {
+    await (await begin(call, 0)).taken;
+  }
+
+  /**
+   * One call at a time, in mailbox order, without waiting for Redis between calls: a call's report goes
+   * out as the next call starts, and while few calls are at hand a report also takes up to FETCH more.
+   */
+  async function runInOrder(first: Buffer): Promise<void> {
+    const local: Buffer[] = [first];
+    let fetching: Promise<void> | undefined;
+    for (;;) {
+      const call = local.shift();
+      if (!call) {
+        if (!fetching) return;
+        await fetching;
+        continue;
+      }
+      const fetch = !fetching && local.length < FETCH / 4 ? FETCH : 0;
+      const { taken } = await begin(call, fetch);
+      if (fetch) {
+        fetching = taken
+          .then((calls) => void local.push(...calls))
+          .catch((err) => console.error(`actor ${actorId}: could not report a call:`, err))
+          .finally(() => (fetching = undefined));
+      } else void taken.catch((err) => console.error(`actor ${actorId}: could not report a call:`, err));
+    }
+  }
 }
 
-/** Runs one call and reports it; with fetchNext, returns the next call taken from the mailbox, if any. */
-async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetchNext: boolean): Promise<Buffer | null> {
+/** Calls an actor process takes at a time when they queue up. */
+const FETCH = 16;
+
+/** A call's report, on its way: it resolves to the calls it took from the mailbox. */
+interface Reported {
+  taken: Promise<Buffer[]>;
+}
+
+/** Runs one call, then sends its report (which, with `fetch`, also takes up to that many next calls); does not wait for Redis. */
+async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetch: number): Promise<Reported> {
   const [id, method, argsBytes, argsRef, caller, owner, generator] = decode<ActorCall>(raw);
   const name = `${cls}.${method}`;
   let out: { value: Buffer | null; chunks: number; inner: string[] };
@@ -193,7 +269,7 @@ async function handleCall(ctx: CoreContext, actorId: string, cls: string, instan
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }
   const note = encode([Note.Done, id, out.value]).bytes;
-  return ctx.redis.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetchNext ? '1' : '0', ...out.inner);
+  return { taken: ctx.redis.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetch, ...out.inner) };
 }
 
 async function main(): Promise<void> {
@@ -214,7 +290,7 @@ async function main(): Promise<void> {
   }
   let queue = Promise.resolve();
   process.on('message', (m: AgentToWorker) => {
-    if (m.t === 'run') queue = queue.then(() => run(ctx, m.job));
+    if (m.t === 'lease') queue = queue.then(() => runLease(ctx, m.lease));
     else if (m.t === 'exit') void ctx.shutdown().finally(() => process.exit(0));
   });
   // The agent is gone (killed): nothing more to do here.

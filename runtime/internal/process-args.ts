@@ -11,7 +11,13 @@ export function entryArgs(extra: Record<string, { type: 'string' | 'boolean' }>)
 /** Tells the launcher we are up; an attached process stops when its parent goes away. */
 export function announceReady(info: Record<string, unknown>, attached: boolean, stop: () => Promise<void>): void {
   process.send?.({ ready: info });
-  if (attached) process.on('disconnect', () => void stop());
+  if (attached) {
+    process.on('disconnect', () => {
+      // The parent may have taken Redis with it, and a clean stop waits on Redis: give it a few seconds.
+      setTimeout(() => process.exit(0), 3000).unref();
+      void stop();
+    });
+  }
 }
 
 /** SIGTERM / SIGINT stop the process cleanly once; a second signal exits at once. */

@@ -21,7 +21,7 @@ export interface ObjectCommands {
   nodusFreeProc(...args: Arg[]): Promise<number>;
   nodusActorCreate(...args: Arg[]): Promise<string>;
   nodusActorCall(...args: Arg[]): Promise<[string, string]>;
-  nodusActorDoneBuffer(...args: Arg[]): Promise<Buffer | null>;
+  nodusActorDoneBuffer(...args: Arg[]): Promise<Buffer[]>;
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
