@@ -150,7 +150,7 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
       // Sent together: one round trip completes this job and takes the next.
       const [done, next]: [unknown, Job<TaskJob> | undefined] = await Promise.all([completing, q.finish(job, token, true)]);
       if (done === -1) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
-      job = next;
+      job = next ?? (reason ? undefined : await q.await(token));
     }
   } catch (err) {
     reason = `could not finish job ${job?.id}: ${(err as Error).message}`;

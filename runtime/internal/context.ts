@@ -781,6 +781,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       }
     };
     this.puts.add(id);
+    // Objects never change: the process that put a small one reads it back from memory.
+    if (!form.chunks.length && form.head.length <= INLINE_RESULT_BYTES) this.local.set(id, form.head);
     const written = write();
     // Later commands queue behind this write, but a failed put must not fail the next one.
     this.lastPut = written.catch(() => undefined);
