@@ -1,16 +1,15 @@
 /** @module What the head does when a node dies: its tasks run again elsewhere, its actors restart elsewhere. */
+import { randomBytes } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { actorFailure, endActor } from '../runtime/internal/context';
+import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { failureBytes, type CommandClient } from '../runtime/internal/object-store';
 import { encode } from '../runtime/internal/serialization';
 import { Note, PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Keys, type Resources, type TaskJob } from '../runtime/protocol';
 
-export interface RecoveryContext {
-  redis: CommandClient;
-  keys: Keys;
+export interface RecoveryContext extends JobContext {
   logger: Logger;
-  queue(name: string): Queue;
   nodeTimeoutMs: number;
 }
 
@@ -32,16 +31,15 @@ export async function recoverTasks(ctx: RecoveryContext, nodeId: string): Promis
       if (!token?.startsWith(`${nodeId}:`)) continue;
       const data = job.data;
       try {
-        if (job.attemptsMade < data.maxRetries) {
+        if (data.more?.length) {
+          // The tasks up to the recorded progress are done; the next one was running.
+          const progress = await ctx.redis.get(ctx.keys.bundleProgress(name, job.id));
+          await settleBundle(ctx, name, job, token, progress === null ? 0 : Number(progress) + 1, false, `its node ${nodeId} died`);
+        } else if (job.attemptsMade + (data.retried ?? 0) < data.maxRetries) {
           await job.moveToFailed(new Error(`node ${nodeId} died`), token, false);
         } else {
-          const bytes = failureBytes({
-            kind: 'crash',
-            task: data.fn.name,
-            name: 'WorkerCrashedError',
-            message: `The node running ${data.fn.name} (${nodeId}) died (no heartbeat for ${ctx.nodeTimeoutMs} ms), and maxRetries (${data.maxRetries}) allows no more runs.`,
-          });
-          await ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), bytes, encode([Note.Done, data.id, bytes]).bytes, 0, ctx.keys.jobLock(name, job.id), token);
+          const bytes = failureBytes(crashFailure(data, `The node running ${data.fn.name} (${nodeId}) died (no heartbeat for ${ctx.nodeTimeoutMs} ms)`));
+          await ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), bytes, encode([Note.Done, data.id, bytes]).bytes, 0, ctx.keys.jobLock(name, job.id), token, '', 0);
           await job.moveToCompleted(null, token, false);
         }
         moved++;
@@ -51,6 +49,58 @@ export async function recoverTasks(ctx: RecoveryContext, nodeId: string): Promis
     }
   }
   return moved;
+}
+
+/** What settling a dead runner's job needs: Redis, and the task queues. */
+export interface JobContext {
+  redis: CommandClient;
+  keys: Keys;
+  queue(name: string): Queue;
+}
+
+/** WorkerCrashedError for a task whose runner died once too often. */
+export function crashFailure(data: TaskJob, what: string): SerializedFailure {
+  return {
+    kind: 'crash',
+    task: data.fn.name,
+    name: 'WorkerCrashedError',
+    message:
+      `${what}, and maxRetries (${data.maxRetries}) allows no more runs. Look at the task's output for the cause (out of memory? process.exit()?), ` +
+      'or raise maxRetries with .options({ maxRetries: n }).',
+  };
+}
+
+/**
+ * A bundle job whose runner (a worker process, or its whole node) died while it ran task `index`: the
+ * tasks before it are done. That task runs again in a job of its own if its maxRetries allows (or ends
+ * as cancelled, or with WorkerCrashedError); the bundle's later tasks go back to the queue as jobs of
+ * their own, but for those cancelled meanwhile; then the bundle job is completed.
+ */
+export async function settleBundle(ctx: JobContext, queue: string, job: Job<TaskJob>, token: string, index: number, cancelled: boolean, why: string): Promise<void> {
+  const tasks = [job.data, ...(job.data.more ?? [])];
+  const lock = ctx.keys.jobLock(queue, job.id!);
+  const marks = index < tasks.length ? await ctx.redis.mget(...tasks.slice(index).map((t) => ctx.keys.cancelMark(t.id))) : [];
+  const again: TaskJob[] = [];
+  const finish = async (t: TaskJob, failure: SerializedFailure) => {
+    const bytes = failureBytes(failure);
+    await ctx.redis.nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), bytes, encode([Note.Done, t.id, bytes]).bytes, 0, lock, token, '', 0);
+  };
+  for (let i = index; i < tasks.length; i++) {
+    const t = tasks[i];
+    const used = (t.retried ?? 0) + (i === index ? 1 : 0);
+    if (marks[i - index] || (i === index && cancelled)) await finish(t, cancelledFailure(t.fn.name));
+    else if (used <= t.maxRetries) again.push({ ...t, more: undefined, retried: used });
+    else await finish(t, crashFailure(t, `The worker running ${t.fn.name} died (${why}) ${used} time${used > 1 ? 's' : ''}`));
+  }
+  if (again.length) {
+    const suffix = randomBytes(3).toString('hex');
+    await ctx
+      .queue(queue)
+      .addBulk(again.map((t) => ({ name: t.fn.name, data: t, opts: { jobId: `${t.id}-${suffix}`, attempts: Math.max(1, t.maxRetries - (t.retried ?? 0) + 1), removeOnComplete: true, removeOnFail: true } })));
+    await ctx.redis.publish(ctx.keys.wakeChannel, queue);
+  }
+  await ctx.redis.del(ctx.keys.bundleProgress(queue, job.id!));
+  await job.moveToCompleted(null, token, false);
 }
 
 /** Actors the dead node hosted: restarted on another node within maxRestarts, else dead. */
@@ -102,7 +152,7 @@ export async function cancelDriverTasks(ctx: RecoveryContext, driverId: string):
     for (const job of (await q.getJobs(['active'])) as Job<TaskJob>[]) {
       if (job?.data?.owner !== driverId) continue;
       // The key is what counts (nodes check it for the tasks they run); the message makes it quick.
-      await ctx.redis.set(`${ctx.keys.cancelled}:${job.data.id}`, '1', 'EX', 3600);
+      for (const t of [job.data, ...(job.data.more ?? [])]) await ctx.redis.set(ctx.keys.cancelMark(t.id), '1', 'EX', 3600);
       await ctx.redis.publish(ctx.keys.controlChannel, JSON.stringify({ type: 'cancel', id: job.data.id, force: true }));
       cancelled++;
     }

@@ -165,3 +165,8 @@ export function fromFailure(f: SerializedFailure): NodusError {
     }
   }
 }
+
+/** What get() of a cancelled task throws, as stored. */
+export function cancelledFailure(task: string): SerializedFailure {
+  return { kind: 'cancelled', task, name: 'TaskCancelledError', message: `task ${task} was cancelled` };
+}

@@ -18,7 +18,7 @@ export type AgentToWorker = { t: 'lease'; lease: Lease } | { t: 'exit' };
 export type WorkerToAgent =
   | { t: 'ready'; pid: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
-  /** The worker took the next job of its lease (the first one the agent knows). */
-  | { t: 'start'; id: string; owner: string; name: string }
+  /** The worker began a task: task `index` of job `job` (the first of the lease the agent knows of). */
+  | { t: 'start'; id: string; job: string; index: number; owner: string; name: string }
   /** The lease is over: the queue was empty, or the worker could not go on (reason). */
   | { t: 'done'; reason?: string };

@@ -1,11 +1,12 @@
 /** @module The node agent: registers a node's resources, pulls the tasks that fit them from BullMQ, runs them in worker processes. */
 import { randomBytes } from 'node:crypto';
 import { cpus as osCpus, hostname } from 'node:os';
-import { Worker as BullWorker, Job } from 'bullmq';
+import { Worker as BullWorker, Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { dispatchOrder, fits, give, take } from '../head/policy';
-import type { SerializedFailure } from '../runtime/errors';
+import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
+import { settleBundle } from '../head/recovery';
 import { failureBytes } from '../runtime/internal/object-store';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { encode } from '../runtime/internal/serialization';
@@ -37,12 +38,15 @@ interface Shape {
 
 /** A task under way on this node (one of a lease's). */
 interface Running {
-  /** The job id, which is the task id. */
+  /** The task's id. */
   id: string;
+  /** Its job's id, and its place in the job (a bundle runs several tasks in order). */
+  jobId: string;
+  index: number;
   token: string;
   shape: Shape;
   worker: WorkerProcess;
-  /** The job as fetched, for the lease's first task; the others are read again if their worker dies. */
+  /** The job as fetched, for the lease's first job; the others are read again if their worker dies. */
   job?: Job<TaskJob>;
   cancelled: boolean;
 }
@@ -264,13 +268,14 @@ export class NodeAgent {
     let run: Running | undefined;
     const onStart = (t: TaskStart) => {
       if (run) this.running.delete(run.id);
-      run = { id: t.id, token, shape, worker, job: t.id === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
+      run = { id: t.id, jobId: t.job, index: t.index, token, shape, worker, job: t.job === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
       this.running.set(t.id, run);
       if (run.cancelled) worker.kill('SIGKILL');
     };
     try {
       const data = job.data as TaskJob | undefined;
-      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, { id: job.id!, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') }, onStart);
+      const first = { id: typeof data?.id === 'string' ? data.id : job.id!, job: job.id!, index: 0, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') };
+      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, first, onStart);
       if (reason) this.o.logger.warn({ queue: shape.key, reason }, 'lease ended early');
       this.pool.release(worker);
     } catch (err) {
@@ -285,13 +290,29 @@ export class NodeAgent {
 
   /** A leased worker died while it ran `run`: report it cancelled, retry it, or report the crash. */
   private async onWorkerExit(run: Running, exit: WorkerExit): Promise<void> {
-    const job = run.job ?? ((await Job.fromId(run.shape.worker, run.id)) as Job<TaskJob> | undefined);
+    const job = run.job ?? ((await Job.fromId(run.shape.worker, run.jobId)) as Job<TaskJob> | undefined);
     // Gone: the worker completed it and died before it said so.
     if (!job?.data) return;
+    if (job.data.more?.length) {
+      const ctx = { redis: this.redis, keys: this.keys, queue: (name: string) => this.queue(name) };
+      return settleBundle(ctx, run.shape.key, job, run.token, run.index, run.cancelled, `${exit.message}; last worker pid ${run.worker.pid} on node ${this.nodeId}`);
+    }
     if (!run.cancelled) return this.onCrash(run, job, exit);
-    const data = job.data;
-    await this.complete(run, job, failureBytes({ kind: 'cancelled', task: data.fn.name, name: 'TaskCancelledError', message: `task ${data.fn.name} was cancelled` }));
+    await this.complete(run, job, failureBytes(cancelledFailure(job.data.fn.name)));
     await job.moveToCompleted(null, run.token, false);
+  }
+
+  private readonly queues = new Map<string, Queue>();
+
+  /** A queue to put tasks back in (split out of a bundle after a crash). */
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.redis, prefix: this.keys.bullPrefix });
+      q.on('error', () => undefined);
+      this.queues.set(name, q);
+    }
+    return q;
   }
 
   /** An actor creation: the actor keeps the resources just taken until it is dead for good. */
@@ -311,9 +332,9 @@ export class NodeAgent {
   private async onCrash(run: Running, job: Job<TaskJob>, exit: WorkerExit): Promise<void> {
     const { token } = run;
     const data = job.data;
-    const crashes = job.attemptsMade + 1;
-    const where = `worker pid ${run.worker?.pid} on node ${this.nodeId}`;
-    if (job.attemptsMade < data.maxRetries) {
+    const crashes = job.attemptsMade + (data.retried ?? 0) + 1;
+    const where = `worker pid ${run.worker.pid} on node ${this.nodeId}`;
+    if (crashes <= data.maxRetries) {
       this.o.logger.warn({ task: data.fn.name, id: data.id, crashes }, `worker died (${exit.message}); retrying`);
       this.forward(data.owner, { prefix: `(${data.fn.name} ${where})`, stream: 'stderr', text: `worker process died (${exit.message}); retrying the task (${crashes} of ${data.maxRetries} retries used)\n` });
       await job.moveToFailed(new Error(`worker died: ${exit.message}`), token, false);
@@ -336,8 +357,8 @@ export class NodeAgent {
   private async complete(run: Running, job: Job<TaskJob>, value: Buffer): Promise<void> {
     const data = job.data;
     const note = encode([Note.Done, data.id, value]).bytes;
-    const lock = this.keys.jobLock(run.shape.key, run.id);
-    const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value, note, 0, lock, run.token);
+    const lock = this.keys.jobLock(run.shape.key, run.jobId);
+    const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value, note, 0, lock, run.token, '', 0);
     if (done === -1) this.o.logger.warn({ task: data.fn.name, id: data.id }, 'result dropped: this node lost the job (it was declared dead and the task given to another node)');
   }
 
@@ -361,7 +382,7 @@ export class NodeAgent {
     const runs = [...this.running.values()].filter((r) => !r.cancelled);
     if (!runs.length) return;
     const pipe = this.redis.pipeline();
-    for (const r of runs) pipe.exists(`${this.keys.cancelled}:${r.id}`);
+    for (const r of runs) pipe.exists(this.keys.cancelMark(r.id));
     const res = (await pipe.exec()) ?? [];
     res.forEach(([, n], i) => {
       if (n) this.onControl({ type: 'cancel', id: runs[i].id, force: true });
@@ -373,7 +394,7 @@ export class NodeAgent {
     for (const r of this.running.values()) byShape.set(r.shape, [...(byShape.get(r.shape) ?? []), r]);
     for (const [shape, runs] of byShape) {
       await shape.worker.extendJobLocks(
-        runs.map((r) => r.id),
+        runs.map((r) => r.jobId),
         runs.map((r) => r.token),
         durationMs,
       );
@@ -412,6 +433,7 @@ export class NodeAgent {
     await this.pool?.close();
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
     await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));
+    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
     const dead: NodeInfo = { ...this.info(), state: 'dead', diedAt: Date.now(), deathReason: 'stopped', running: 0, free: {} };
     await this.redis
       .multi()

@@ -38,6 +38,17 @@ export class TaskQueue extends BullWorker<TaskJob> {
 
 /** What is wrong with a job, if anything: anything can be put in a queue by hand. */
 export function checkJob(data: TaskJob | undefined): string | undefined {
+  const problem = checkTask(data);
+  if (problem || data!.more === undefined) return problem;
+  if (!Array.isArray(data!.more)) return 'job field "more" must be a list of tasks';
+  for (const [i, t] of data!.more.entries()) {
+    const p = checkTask(t);
+    if (p) return `task ${i + 1} of the bundle: ${p}`;
+  }
+  return undefined;
+}
+
+function checkTask(data: TaskJob | undefined): string | undefined {
   if (!data || typeof data !== 'object') return 'job data is not an object';
   if (data.v !== PROTOCOL_VERSION) return `job was made by a driver speaking protocol v${String(data.v)}; this node speaks v${PROTOCOL_VERSION}. Use the same nodus version on drivers and nodes.`;
   if (typeof data.id !== 'string' || typeof data.caller !== 'string' || typeof data.owner !== 'string') return 'job lacks id, caller or owner';

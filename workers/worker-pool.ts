@@ -9,9 +9,11 @@ import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
 
 const TSX_LOADER = pathToFileURL(join(dirname(require.resolve('tsx/package.json')), 'dist', 'loader.mjs')).href;
 
-/** A task a worker began: whose output it prints, and under what name. */
+/** A task a worker began: which, in which job (task `index` of a bundle), whose output it prints, and under what name. */
 export interface TaskStart {
   id: string;
+  job: string;
+  index: number;
   owner: string;
   name: string;
 }
@@ -69,7 +71,7 @@ export class WorkerProcess {
       if (m.t === 'ready') markReady();
       else if (m.t === 'log') events.onLog(this, m.stream, m.text);
       else if (m.t === 'start' && this.current) {
-        this.task = { id: m.id, owner: m.owner, name: m.name };
+        this.task = { id: m.id, job: m.job, index: m.index, owner: m.owner, name: m.name };
         this.current.onStart(this.task);
       } else if (m.t === 'done' && this.current) {
         const c = this.current;

@@ -1,11 +1,13 @@
 /** @module A worker process: imports the module that defines a remote function (TypeScript too) and runs its tasks one at a time. */
 import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { pathToFileURL } from 'node:url';
-import { NodusError, TaskError, toFailure, type SerializedFailure } from '../runtime/errors';
+import { NodusError, TaskError, cancelledFailure, toFailure, type SerializedFailure } from '../runtime/errors';
 import { CoreContext, actorFailure, storeError } from '../runtime/internal/context';
 import { setContext } from '../runtime/internal/global';
 import { failureBytes, toStoredForm, writeChunks } from '../runtime/internal/object-store';
 import { connect } from '../runtime/internal/redis';
+import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isAsyncIterator, produce } from '../runtime/internal/streams';
 import { decode, encode } from '../runtime/internal/serialization';
 import { isObjectRef } from '../runtime/object-ref';
@@ -71,6 +73,8 @@ function failureOf(err: unknown, task: string): SerializedFailure {
 /** Encodes a result: inline when small, else written to the object store by this process. */
 async function packResult(ctx: CoreContext, id: string, result: unknown, name: string): Promise<{ value: Buffer | null; chunks: number; inner: string[] }> {
   const enc = encode(result, `return value of ${name}`);
+  // The refs inside must exist before the report (on another connection) holds them.
+  if (enc.refs.length) await ctx.settled();
   const form = toStoredForm(enc.bytes);
   if (!form.chunks.length && form.head.length <= INLINE_RESULT_BYTES) return { value: form.head, chunks: 0, inner: enc.refs };
   try {
@@ -119,43 +123,75 @@ async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer 
 const taskQueues = new Map<string, TaskQueue>();
 
 /**
+ * The connection a worker reports on and completes jobs with. Not auto-pipelined: ioredis holds back an
+ * auto-pipeline until the one before it has been answered, while here each report must be on its way
+ * before the next task runs (a task that kills its process must not take the reports before it along),
+ * and a job's last report must reach Redis before the job's completion, which releases its lock.
+ */
+let jobConnection: (ObjectCommands & Redis) | undefined;
+function reporter(): ObjectCommands & Redis {
+  if (!jobConnection) {
+    jobConnection = withCommands(connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:worker-jobs:${workerId}` }));
+    jobConnection.on('error', () => undefined);
+  }
+  return jobConnection;
+}
+
+/**
  * A lease from the agent: run its job, then the queue's next ones, each fetched in the same script that
  * completes the one before, until the queue is empty. The agent hears of each task as it starts (to
  * cancel it, or to retry it if this process dies) and of the lease's end.
  */
 async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
   let q = taskQueues.get(lease.queue);
-  if (!q) taskQueues.set(lease.queue, (q = new TaskQueue(lease.queue, ctx.redis, ctx.keys.bullPrefix)));
+  if (!q) taskQueues.set(lease.queue, (q = new TaskQueue(lease.queue, reporter(), ctx.keys.bullPrefix)));
   const { token } = lease;
   let job: Job<TaskJob> | undefined = q.adopt(lease.job, token);
   let reason: string | undefined;
   try {
-    for (let first = true; job; first = false) {
+    for (let firstJob = true; job; firstJob = false) {
       const data = job.data;
       const problem = checkJob(data);
-      if (!first && !problem) send({ t: 'start', id: job.id!, owner: data.owner, name: data.fn.name });
-      let completing: Promise<unknown> = Promise.resolve();
+      let reports: Promise<number>[] = [];
       if (problem) {
         console.error(`malformed job ${job.id} in ${lease.queue}: ${problem}`);
         if (data && typeof data.id === 'string' && typeof data.caller === 'string') {
           const value = failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem });
-          completing = ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), value, encode([Note.Done, data.id, value]).bytes, 0, '', '');
+          reports.push(reporter().nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), value, encode([Note.Done, data.id, value]).bytes, 0, '', '', '', 0));
         }
-      } else {
-        const out = await runTask(ctx, data);
-        const note = encode([Note.Done, data.id, out.value]).bytes;
-        // Only while this lease still holds the job's lock: a node declared dead must not apply its result.
-        completing = ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), out.value ?? '', note, out.chunks, ctx.keys.jobLock(lease.queue, job.id!), token, ...out.inner);
-      }
-      // Sent together: one round trip completes this job and takes the next.
-      const [done, next]: [unknown, Job<TaskJob> | undefined] = await Promise.all([completing, q.finish(job, token, true)]);
-      if (done === -1) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
+      } else reports = await runJob(ctx, lease.queue, job, token, firstJob);
+      // Sent together: one round trip completes the last task and the job, and takes the next job.
+      const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, true)]);
+      if (done.includes(-1)) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
       job = next ?? (reason ? undefined : await q.await(token));
     }
   } catch (err) {
     reason = `could not finish job ${job?.id}: ${(err as Error).message}`;
   }
   send({ t: 'done', reason });
+}
+
+/**
+ * Runs a job's task, or a bundle's tasks in order, and sends each one's report as the next one starts.
+ * Each report completes the task only while this lease holds the job's lock, and records how far a
+ * bundle got, so that after a crash only the tasks not done run again.
+ */
+async function runJob(ctx: CoreContext, queue: string, job: Job<TaskJob>, token: string, firstJob: boolean): Promise<Promise<number>[]> {
+  const tasks = [job.data, ...(job.data.more ?? [])];
+  const lock = ctx.keys.jobLock(queue, job.id!);
+  const progress = tasks.length > 1 ? ctx.keys.bundleProgress(queue, job.id!) : '';
+  // Tasks cancelled while their bundle waited are not run (a cancel cannot take them off the queue).
+  const cancelled = tasks.length > 1 ? await ctx.redis.mget(...tasks.map((t) => ctx.keys.cancelMark(t.id))) : [];
+  const reports: Promise<number>[] = [];
+  for (const [i, t] of tasks.entries()) {
+    // The agent knows of the lease's first task already.
+    if (!(firstJob && i === 0)) send({ t: 'start', id: t.id, job: job.id!, index: i, owner: t.owner, name: t.fn.name });
+    const out = cancelled[i] ? { value: failureBytes(cancelledFailure(t.fn.name)), chunks: 0, inner: [] } : await runTask(ctx, t);
+    const note = encode([Note.Done, t.id, out.value]).bytes;
+    reports.push(reporter().nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), out.value ?? '', note, out.chunks, lock, token, progress, i, ...out.inner));
+  }
+  if (progress) void reporter().del(progress).catch(() => undefined);
+  return reports;
 }
 
 /**
@@ -185,7 +221,8 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
   const blocking = connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:actor:${actorId}` });
   // Not auto-pipelined: a "started" mark is written to the socket before the method runs, so it reaches
   // Redis even if the process dies in the method; a call taken just as the process died has no mark.
-  const marks = connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:actor-marks:${actorId}` });
+  // Marks and reports go out on this connection at once, in order (see reporter()).
+  const marks = withCommands(connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:actor-marks:${actorId}` }));
   for (const c of [blocking, marks]) c.on('error', () => undefined);
   const startedKey = ctx.keys.started(actorId);
   let running = 0;
@@ -208,7 +245,7 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
   /** Marks a call as begun (before it runs: a restart then knows it may have had effects) and runs it. */
   function begin(call: Buffer, fetch: number): Promise<Reported> {
     void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
-    return handleCall(ctx, actorId, rec.cls, instance, call, fetch);
+    return handleCall(ctx, marks, actorId, rec.cls, instance, call, fetch);
   }
 
   async function runOne(call: Buffer): Promise<void> {
@@ -250,7 +287,7 @@ interface Reported {
 }
 
 /** Runs one call, then sends its report (which, with `fetch`, also takes up to that many next calls); does not wait for Redis. */
-async function handleCall(ctx: CoreContext, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetch: number): Promise<Reported> {
+async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetch: number): Promise<Reported> {
   const [id, method, argsBytes, argsRef, caller, owner, generator] = decode<ActorCall>(raw);
   const name = `${cls}.${method}`;
   let out: { value: Buffer | null; chunks: number; inner: string[] };
@@ -269,7 +306,7 @@ async function handleCall(ctx: CoreContext, actorId: string, cls: string, instan
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }
   const note = encode([Note.Done, id, out.value]).bytes;
-  return { taken: ctx.redis.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetch, ...out.inner) };
+  return { taken: reports.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetch, ...out.inner) };
 }
 
 async function main(): Promise<void> {

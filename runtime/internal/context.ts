@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isFeasible, largestNode } from '../../head/policy';
 import { ActorHandleBase, makeHandle } from '../actor';
-import { ConfigError, GetTimeoutError, NotInitializedError, ObjectLostError, ObjectStoreFullError, type SerializedFailure } from '../errors';
+import { ConfigError, GetTimeoutError, cancelledFailure, NotInitializedError, ObjectLostError, ObjectStoreFullError, type SerializedFailure } from '../errors';
 import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
 import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options';
 import {
@@ -64,6 +64,8 @@ interface PendingTask {
   args: unknown[];
   enqueued: boolean;
   cancelled: boolean;
+  /** Queued in a bundle with other tasks: cancel cannot take its job off the queue. */
+  bundled?: boolean;
 }
 
 interface QueuedJob {
@@ -92,6 +94,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DRIVER_HEARTBEAT_MS = 1000;
 /** Cluster node list cache for infeasibility warnings. */
 const NODES_TTL_MS = 1000;
+/** Bundles of tasks per CPU of the cluster, at least, when tasks are bundled; and the largest bundle. */
+const BUNDLE_PER_CPU = 4;
+const MAX_BUNDLE = 64;
 
 export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   readonly redis: CommandClient;
@@ -305,7 +310,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   /** Ends a task without running it (a failed dependency, a cancel before dispatch). */
   private async settleWith(id: string, bytes: Buffer, caller = this.procId): Promise<void> {
     const note = encode([Note.Done, id, bytes]).bytes;
-    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(caller), bytes, note, 0, '', '');
+    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(caller), bytes, note, 0, '', '', '', 0);
   }
 
   private scheduleFlush(): void {
@@ -333,6 +338,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     this.actorCreates = [];
     this.actorCalls = new Map();
     this.notes = [];
+    // Known before anything is sent, so the commands below go out in order.
+    const cpus = jobs.length >= 2 * BUNDLE_PER_CPU ? await this.clusterCpus() : 0;
     const work: Promise<unknown>[] = [];
     // Order matters and holds: one connection, commands issued in this order.
     for (const part of slices(creates)) work.push(this.redis.nodusCreate(this.keys.prefix, this.ownerId, this.procId, ...part));
@@ -349,11 +356,12 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
         work.push(this.redis.hset(this.keys.shapes, queue, JSON.stringify(list[0].demand)));
         work.push(this.checkFeasible(queue, list[0].demand, list[0].name));
       }
+      const jobs = queue.startsWith('task.') ? this.bundle(list, cpus) : list;
       // Wake the nodes only once the jobs are in: addBulk is async inside BullMQ, so a PUBLISH issued
       // beside it can overtake it, and a node that finds nothing sleeps until its next poll.
       work.push(
         this.queue(queue)
-          .addBulk(list.map((q) => ({ name: q.name, data: q.data, opts: { jobId: q.id, attempts: q.attempts, removeOnComplete: true, removeOnFail: true } })))
+          .addBulk(jobs.map((q) => ({ name: q.name, data: q.data, opts: { jobId: q.id, attempts: q.attempts, removeOnComplete: true, removeOnFail: true } })))
           .then(() => this.redis.publish(this.keys.wakeChannel, queue)),
       );
     }
@@ -369,6 +377,28 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       for (const id of [...jobs.map((j) => j.id), ...[...actorCalls.values()].flat().map((c) => c[0])]) this.onCompletion(id, failure);
       throw err;
     }
+  }
+
+  /**
+   * Many tasks of one shape submitted at once go into bundles: one job runs several tasks in order,
+   * which saves BullMQ's per-job work (most of what Redis does per task). Bundles stay small enough to
+   * leave BUNDLE_PER_CPU of them for each CPU of the cluster, so that work still spreads over every node.
+   */
+  private bundle(list: QueuedJob[], cpus: number): QueuedJob[] {
+    const size = Math.min(MAX_BUNDLE, Math.floor(list.length / (BUNDLE_PER_CPU * Math.max(1, cpus))));
+    if (size < 2) return list;
+    const out: QueuedJob[] = [];
+    for (let i = 0; i < list.length; i += size) {
+      const part = list.slice(i, i + size);
+      if (part.length > 1) for (const q of part) this.pending.get(q.id)!.bundled = true;
+      out.push({ ...part[0], data: { ...(part[0].data as TaskJob), more: part.slice(1).map((q) => q.data as TaskJob) } });
+    }
+    return out;
+  }
+
+  private async clusterCpus(): Promise<number> {
+    const nodes = await this.clusterNodes().catch(() => [] as NodeInfo[]);
+    return nodes.filter((n) => n.state === 'alive').reduce((sum, n) => sum + (n.total.CPU ?? 0), 0);
   }
 
   private queue(name: string): Queue {
@@ -802,14 +832,15 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     if (!entry || entry.cancelled) return;
     if (!entry.shape) throw new ConfigError('cancel() of an actor call is not supported; kill(actor) stops the actor.');
     entry.cancelled = true;
-    const failure = failureBytes({ kind: 'cancelled', task: entry.name, name: 'TaskCancelledError', message: `task ${entry.name} was cancelled` });
+    const failure = failureBytes(cancelledFailure(entry.name));
     if (!entry.enqueued) {
       await this.settleWith(ref.id, failure);
       return;
     }
     await this.settled();
-    await this.redis.set(`${this.keys.cancelled}:${ref.id}`, '1', 'EX', 3600);
-    const removed = await this.queue(taskQueueName(entry.shape)).remove(ref.id).catch(() => 0);
+    await this.redis.set(this.keys.cancelMark(ref.id), '1', 'EX', 3600);
+    // A bundled task's job holds other tasks too: it is skipped or stopped where it runs instead.
+    const removed = !entry.bundled && (await this.queue(taskQueueName(entry.shape)).remove(ref.id).catch(() => 0));
     if (removed) await this.settleWith(ref.id, failure);
     else await this.redis.publish(this.keys.controlChannel, JSON.stringify({ type: 'cancel', id: ref.id, force } satisfies ControlMessage));
   }
@@ -954,7 +985,7 @@ export async function endActor(redis: CommandClient, keys: Keys, actorId: string
         ? { kind: 'actor', task: call[1], name: 'ActorDiedError', message: `the process of actor ${actorId} died while ${call[1]}() ran, and maxTaskRetries (${maxTaskRetries}) does not allow running it again; the actor is restarting` }
         : base;
     const bytes = failureBytes(f);
-    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0, '', '');
+    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0, '', '', '', 0);
   }
 }
 

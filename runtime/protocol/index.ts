@@ -60,6 +60,10 @@ export class Keys {
   get bullPrefix(): string { return `${this.prefix}:q`; }
   /** BullMQ's lock of an active job: its value is the token of the node that holds it. */
   jobLock(queue: string, jobId: string): string { return `${this.bullPrefix}:${queue}:${jobId}:lock`; }
+  /** How far a bundle job got: the index of the last of its tasks that completed. */
+  bundleProgress(queue: string, jobId: string): string { return `${this.bullPrefix}:${queue}:${jobId}:progress`; }
+  /** A task's cancel mark, checked by the node that runs it. */
+  cancelMark(taskId: string): string { return `${this.cancelled}:${taskId}`; }
 }
 
 /** Resources are named counts; CPU and GPU are the built-in ones. */
@@ -90,6 +94,14 @@ export interface TaskJob {
   caller: string;
   demand: Resources;
   maxRetries: number;
+  /** Retries already used before this job (a task split out of a bundle after a crash). */
+  retried?: number;
+  /**
+   * A bundle: tasks of the same shape and submitter that run after this one, in order, in the same job.
+   * A driver that submits many tasks at once bundles them (one queue operation for several tasks);
+   * after a crash the tasks not yet done are split out into jobs of their own.
+   */
+  more?: TaskJob[];
 }
 
 /** Completion message pushed to the caller's inbox. */
