@@ -128,6 +128,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   private readonly lineage = new Map<string, QueuedJob>();
   /** Objects this process put(): they have no lineage, so a lost one is reported by its creator. */
   private readonly puts = new Set<string>();
+  /** wait() calls under way, told of each task this process sees finish. */
+  private readonly completionListeners = new Set<(id: string) => void>();
   private notes: [string, Buffer][] = [];
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
@@ -487,6 +489,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     if (stream) stream.onDone(inline);
     else if (inline && this.counts.has(id)) this.local.set(id, inline);
     entry.done.resolve();
+    for (const listener of this.completionListeners) listener(id);
   }
 
   // ---------------------------------------------------------------- stream hosts
@@ -743,12 +746,15 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       if (ready.size >= numReturns) wake();
     };
     const borrowed: string[] = [];
+    const mine = new Set<string>();
     for (const r of refs) {
-      const p = this.pending.get(r.id);
-      if (p) p.done.promise.then(() => mark(r.id));
+      if (this.pending.has(r.id)) mine.add(r.id);
       else if (this.local.has(r.id)) mark(r.id);
       else borrowed.push(r.id);
     }
+    // One listener for all of this call's pending tasks (a loop of wait() over 1000 refs stays linear).
+    const listener = (id: string) => mine.has(id) && mark(id);
+    if (mine.size && ready.size < numReturns) this.completionListeners.add(listener);
     if (borrowed.length) {
       void (async () => {
         for (let delay = 1; !stop && !this.closed; delay = Math.min(delay * 2, 50)) {
@@ -769,6 +775,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       clearTimeout(timer);
     }
     stop = true;
+    this.completionListeners.delete(listener);
     // Ray returns at most numReturns ready refs, in input order.
     const readyList: ObjectRef[] = [];
     const notReady: ObjectRef[] = [];
@@ -888,7 +895,10 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     } catch {
       // Redis already gone (a local cluster stopped first): nothing left to free.
     }
-    for (const entry of this.pending.values()) entry.done.resolve();
+    for (const [id, entry] of this.pending) {
+      entry.done.resolve();
+      for (const listener of this.completionListeners) listener(id);
+    }
     this.pending.clear();
     for (const s of this.streams.values()) s.onEnd(failureBytes({ kind: 'system', task: '?', name: 'NotInitializedError', message: 'the runtime was shut down' }));
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
