@@ -1,5 +1,5 @@
 /** @module Remote functions and actors of the benchmark (as in Ray's ray_perf.py). */
-import { get, remote, type ActorHandle } from '../runtime';
+import { get, put, remote, type ActorHandle } from '../runtime';
 
 export const smallValue = remote(function smallValue() {
   return 'ok';
@@ -20,8 +20,13 @@ export class BenchActor {
 export const Actor = remote(BenchActor);
 export const ConcurrentActor = remote(BenchActor, { maxConcurrency: 16 });
 
-/** The client side of Ray's n:n loop: one task per actor, each making `calls` async calls to it. */
-export const actorClient = remote({ numCpus: 0 }, async function actorClient(actor: ActorHandle<BenchActor>, calls: number) {
-  await get(Array.from({ length: calls }, () => actor.smallValue.remote()));
+/** Ray's create_object_containing_ref: puts 10,000 small objects and returns the list of their refs. */
+export const createObjectContainingRef = remote(async function createObjectContainingRef() {
+  return Promise.all(Array.from({ length: 10_000 }, () => put(1)));
+});
+
+/** Ray's n:n `work` task: `calls` calls spread round-robin over the actors, then get of them all. */
+export const actorWork = remote(async function actorWork(actors: ActorHandle<BenchActor>[], calls: number) {
+  await get(Array.from({ length: calls }, (_, i) => actors[i % actors.length].smallValue.remote()));
   return calls;
 });

@@ -3,18 +3,10 @@ import { Worker as BullWorker, Job, type JobJson } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PROTOCOL_VERSION, type TaskJob } from '../runtime/protocol';
 
-/**
- * How long a leased worker waits for another job once its queue is empty before it gives the lease
- * back: a driver that submits a task as soon as the last one finished (a loop of get(f.remote())) then
- * finds the worker still waiting, a blocking fetch away, instead of going through its agent again.
- */
-export const LINGER_MS = 50;
-
 /** A BullMQ worker used by hand: it never runs a loop of its own, the lease does. */
 export class TaskQueue extends BullWorker<TaskJob> {
   constructor(name: string, connection: Redis, prefix: string) {
-    // drainDelay: how long (s) a blocking fetch waits for a job; see LINGER_MS.
-    super(name, null, { connection, prefix, autorun: false, drainDelay: LINGER_MS / 1000 });
+    super(name, null, { connection, prefix, autorun: false });
     this.on('error', () => undefined);
   }
 
@@ -23,11 +15,6 @@ export class TaskQueue extends BullWorker<TaskJob> {
     const job = Job.fromJSON<TaskJob>(this, json, json.id);
     job.token = token;
     return job;
-  }
-
-  /** Waits up to LINGER_MS for a job to come. */
-  async await(token: string): Promise<Job<TaskJob> | undefined> {
-    return (await this.getNextJob(token, { block: true })) ?? undefined;
   }
 
   /** Completes a job and, with `fetchNext`, takes the next waiting one in the same script (same lock token). */

@@ -163,7 +163,7 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
       // Sent together: one round trip completes the last task and the job, and takes the next job.
       const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, true)]);
       if (done.includes(-1)) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
-      job = next ?? (reason ? undefined : await q.await(token));
+      job = next;
     }
   } catch (err) {
     reason = `could not finish job ${job?.id}: ${(err as Error).message}`;
