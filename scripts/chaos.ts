@@ -263,7 +263,7 @@ async function main(): Promise<void> {
   await stopProcess(redis.pid, 3000);
   await sleep(300);
   const leftover = [...seenWorkers].filter((p) => isRunning(p));
-  rmSync(dir, { recursive: true, force: true });
+  if (!process.env.NODUS_KEEP_TEST_LOGS) rmSync(dir, { recursive: true, force: true });
   partition?.down();
 
   const seconds = ((Date.now() - t0) / 1000).toFixed(1);

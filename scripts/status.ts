@@ -30,7 +30,8 @@ export function formatStatus(s: ClusterStatus): string {
   for (const d of s.drivers) lines.push(`  ${d.id}  ${d.host} pid ${d.pid}, since ${ago(d.startedAt)}`);
   const queued = s.tasks.reduce((a, t) => a + t.queued, 0);
   const running = s.tasks.reduce((a, t) => a + t.running, 0);
-  lines.push('', `Tasks: ${queued} queued, ${running} running`);
+  // Counted in queue jobs: tasks submitted in bulk share a job (a bundle), which counts once.
+  lines.push('', `Task jobs: ${queued} queued, ${running} running`);
   for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}: ${t.queued} queued, ${t.running} running`);
   const aliveActors = s.actors.filter((a) => a.state !== 'dead').length;
   lines.push('', `Actors: ${aliveActors} not dead, ${s.actors.length - aliveActors} dead`);

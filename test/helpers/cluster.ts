@@ -64,7 +64,8 @@ export async function startCluster(spec: ClusterSpec = {}): Promise<TestCluster>
       redis.disconnect();
       await Promise.all([...agents.map((a) => stopProcess(a.pid, 3000)), stopProcess(head.pid, 3000)]);
       await stopProcess(redisProcess.pid, 3000);
-      rmSync(dir, { recursive: true, force: true });
+      // NODUS_KEEP_TEST_LOGS=1 keeps the cluster's folder (head and agent logs) for a look after a failure.
+      if (!process.env.NODUS_KEEP_TEST_LOGS) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
