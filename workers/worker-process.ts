@@ -214,7 +214,7 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     await ctx.redis.hset(key, 'state', 'dead', 'cause', cause);
     process.exit(0);
   }
-  await ctx.redis.hset(key, 'state', 'alive', 'node', nodeId, 'pid', String(process.pid));
+  await ctx.redis.hset(key, 'state', 'alive', 'node', nodeId, 'pid', String(process.pid), 'proc', workerId);
   const mbox = ctx.keys.mailbox(actorId);
   const runList = ctx.keys.running(actorId);
   const limit = Math.max(1, Number(rec.maxConcurrency) || 1);
@@ -306,7 +306,7 @@ async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: st
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }
   const note = encode([Note.Done, id, out.value]).bytes;
-  return { taken: reports.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetch, ...out.inner) };
+  return { taken: reports.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetch, workerId, ...out.inner) };
 }
 
 async function main(): Promise<void> {

@@ -543,6 +543,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       state: 'pending',
       node: '',
       pid: '',
+      proc: '',
       restarts: '0',
       maxRestarts: String(opts.maxRestarts),
       maxTaskRetries: String(opts.maxTaskRetries),

@@ -197,6 +197,8 @@ export interface ActorRecord {
   state: ActorState;
   node: string;
   pid: string;
+  /** The worker id of the process serving it now ('' while it restarts): only that process takes calls in its reports. */
+  proc: string;
   restarts: string;
   maxRestarts: string;
   maxTaskRetries: string;

@@ -16,7 +16,7 @@ local queued = {}
 if mode == 'dead' then
   queued = redis.call('LRANGE', mboxKey, 0, -1)
   redis.call('DEL', mboxKey)
-  redis.call('HSET', key, 'state', 'dead', 'cause', cause, 'pid', '')
+  redis.call('HSET', key, 'state', 'dead', 'cause', cause, 'pid', '', 'proc', '')
   local name, ns = redis.call('HGET', key, 'name'), redis.call('HGET', key, 'namespace')
   if name and name ~= '' then
     local namesKey = P .. ':actor-names:' .. ns
@@ -24,7 +24,7 @@ if mode == 'dead' then
   end
   redis.call('SREM', P .. ':owned-actors:' .. (redis.call('HGET', key, 'owner') or ''), id)
 else
-  redis.call('HSET', key, 'state', 'restarting', 'pid', '')
+  redis.call('HSET', key, 'state', 'restarting', 'pid', '', 'proc', '')
   redis.call('HINCRBY', key, 'restarts', 1)
 end
 return { running, queued, started }
