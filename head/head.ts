@@ -1,8 +1,9 @@
 /** @module The head's control plane: node registry and death detection, driver liveness, infeasible demand. */
 import { hostname } from 'node:os';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { killActor } from '../runtime/internal/context';
+import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
@@ -28,7 +29,7 @@ export class Head {
   private readonly redis: Redis & ObjectCommands;
   private readonly keys: Keys;
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly queues = new Map<string, Queue>();
+  private readonly queues: Queues;
   readonly nodeTimeoutMs: number;
   readonly driverTimeoutMs: number;
 
@@ -37,6 +38,7 @@ export class Head {
     this.nodeTimeoutMs = o.nodeTimeoutMs ?? 10_000;
     this.driverTimeoutMs = o.driverTimeoutMs ?? 10_000;
     this.redis = withCommands(connect(o.address, { name: 'nodus:head' }));
+    this.queues = new Queues(this.redis, this.keys.bullPrefix);
     this.redis.on('error', (err) => o.logger.warn({ err: err.message }, 'redis connection error'));
   }
 
@@ -126,17 +128,12 @@ export class Head {
   }
 
   private queue(shape: string): Queue {
-    let q = this.queues.get(shape);
-    if (!q) {
-      q = new Queue(shape, { connection: this.redis, prefix: this.keys.bullPrefix });
-      this.queues.set(shape, q);
-    }
-    return q;
+    return this.queues.get(shape);
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await this.queues.close();
     await this.redis.hdel(this.keys.head, 'pid').catch(() => undefined);
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

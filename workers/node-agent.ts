@@ -1,13 +1,14 @@
 /** @module The node agent: registers a node's resources, pulls the tasks that fit them from BullMQ, runs them in worker processes. */
 import { randomBytes } from 'node:crypto';
 import { cpus as osCpus, hostname } from 'node:os';
-import { Worker as BullWorker, Job, Queue } from 'bullmq';
+import { Worker as BullWorker, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { dispatchOrder, fits, give, take } from '../head/policy';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { settleBundle } from '../head/recovery';
 import { failureBytes } from '../runtime/internal/object-store';
+import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { encode } from '../runtime/internal/serialization';
 import { Note, PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
@@ -89,6 +90,7 @@ export class NodeAgent {
     this.redis = withCommands(connect(o.address, { name: `nodus:agent:${this.nodeId}` }));
     this.bull = connect(o.address, { blocking: true, name: `nodus:agent-bull:${this.nodeId}` });
     this.sub = connect(o.address, { blocking: true, name: `nodus:agent-sub:${this.nodeId}` });
+    this.queues = new Queues(this.redis, this.keys.bullPrefix);
     for (const c of [this.redis, this.bull, this.sub]) c.on('error', (err) => o.logger.debug({ err: err.message }, 'redis connection error'));
   }
 
@@ -302,17 +304,11 @@ export class NodeAgent {
     await job.moveToCompleted(null, run.token, false);
   }
 
-  private readonly queues = new Map<string, Queue>();
+  /** Queues to put tasks back in (split out of a bundle after a crash). */
+  private readonly queues: Queues;
 
-  /** A queue to put tasks back in (split out of a bundle after a crash). */
   private queue(name: string): Queue {
-    let q = this.queues.get(name);
-    if (!q) {
-      q = new Queue(name, { connection: this.redis, prefix: this.keys.bullPrefix });
-      q.on('error', () => undefined);
-      this.queues.set(name, q);
-    }
-    return q;
+    return this.queues.get(name);
   }
 
   /** An actor creation: the actor keeps the resources just taken until it is dead for good. */
@@ -433,7 +429,7 @@ export class NodeAgent {
     await this.pool?.close();
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
     await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));
-    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await this.queues.close();
     const dead: NodeInfo = { ...this.info(), state: 'dead', diedAt: Date.now(), deathReason: 'stopped', running: 0, free: {} };
     await this.redis
       .multi()

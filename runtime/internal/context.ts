@@ -1,6 +1,6 @@
 /** @module The per-process runtime (Ray's "core worker"): submits tasks, tracks references, gets and puts objects. */
 import { hostname } from 'node:os';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isFeasible, largestNode } from '../../head/policy';
 import { ActorHandleBase, makeHandle } from '../actor';
@@ -30,6 +30,7 @@ import {
 import { withCommands } from '../protocol/commands';
 import { setContext, type RuntimeContext } from './global';
 import { failureBytes, fromStored, newId, readStored, toStoredForm, writeChunks, type CommandClient } from './object-store';
+import { Queues } from './queues';
 import { connect, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
 import { RefStream, type ConsumerHost, type ProducerHost } from './streams';
@@ -110,7 +111,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
 
   private blocking: Redis | undefined;
   private sub: Redis | undefined;
-  private readonly queues = new Map<string, Queue>();
+  private readonly queues: Queues;
   private readonly pending = new Map<string, PendingTask>();
   private readonly local = new Map<string, Buffer>();
   private readonly counts = new Map<string, number>();
@@ -146,6 +147,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     this.role = config.role;
     this.ownerId = config.procId;
     this.redis = withCommands(connect(config.address, { name: `nodus:${config.role}:${config.procId}` }));
+    this.queues = new Queues(this.redis, this.keys.bullPrefix);
     // A lost connection must not crash the process: ioredis reconnects, commands wait.
     this.redis.on('error', () => undefined);
   }
@@ -404,13 +406,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   }
 
   private queue(name: string): Queue {
-    let q = this.queues.get(name);
-    if (!q) {
-      q = new Queue(name, { connection: this.redis, prefix: this.keys.bullPrefix });
-      q.on('error', () => undefined);
-      this.queues.set(name, q);
-    }
-    return q;
+    return this.queues.get(name);
   }
 
   async clusterNodes(maxAgeMs = NODES_TTL_MS): Promise<NodeInfo[]> {
@@ -902,7 +898,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     }
     this.pending.clear();
     for (const s of this.streams.values()) s.onEnd(failureBytes({ kind: 'system', task: '?', name: 'NotInitializedError', message: 'the runtime was shut down' }));
-    await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await this.queues.close();
     this.blocking?.disconnect();
     this.sub?.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
