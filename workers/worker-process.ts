@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pathToFileURL } from 'node:url';
 import { NodusError, TaskError, cancelledFailure, toFailure, type SerializedFailure } from '../runtime/errors';
-import { CoreContext, actorFailure, storeError } from '../runtime/internal/context';
+import { CoreContext, actorFailure, adoptOrphans, storeError } from '../runtime/internal/context';
 import { setContext } from '../runtime/internal/global';
 import { failureBytes, toStoredForm, writeChunks } from '../runtime/internal/object-store';
 import { connect } from '../runtime/internal/redis';
@@ -227,6 +227,17 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
   const startedKey = ctx.keys.started(actorId);
   let running = 0;
   let wake: (() => void) | undefined;
+  // Running-list entries seen while this process was idle (so not its own): settled if still there next time.
+  let suspects = new Set<string>();
+  const sweepOrphans = async (seen: Set<string>): Promise<Set<string>> => {
+    const list = await ctx.redis.lrangeBuffer(runList, 0, -1).catch(() => [] as Buffer[]);
+    const orphans = list.filter((b) => seen.has(b.toString('base64')));
+    if (orphans.length) {
+      const n = await adoptOrphans(marks, ctx.keys, actorId, orphans, Number(rec.maxTaskRetries || 0)).catch(() => 0);
+      if (n) console.error(`actor ${rec.cls} (${actorId}): settled ${n} call(s) an earlier process of it had taken and not finished`);
+    }
+    return new Set(list.filter((b) => !orphans.includes(b)).map((b) => b.toString('base64')));
+  };
   for (;;) {
     if (running >= limit) {
       await new Promise<void>((r) => (wake = r));
@@ -234,7 +245,10 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     }
     // Idle: block until a call comes. Busy below the limit: look briefly, so new calls still start.
     const raw = await blocking.blmoveBuffer(mbox, runList, 'LEFT', 'RIGHT', running ? 0.05 : 2).catch(() => null);
-    if (!raw) continue;
+    if (!raw) {
+      if (!running) suspects = await sweepOrphans(suspects);
+      continue;
+    }
     running++;
     void (limit === 1 ? runInOrder(raw) : runOne(raw)).finally(() => {
       running--;

@@ -970,30 +970,61 @@ export function diedFailure(actorId: string, cause: string): SerializedFailure {
 export async function endActor(redis: CommandClient, keys: Keys, actorId: string, mode: 'dead' | 'restart', cause: string, maxTaskRetries: number): Promise<void> {
   const [running, queued, startedIds] = await redis.nodusActorEndBuffer(keys.prefix, actorId, mode, mode === 'dead' ? cause : '');
   const started = new Set(startedIds.map((b) => b.toString()));
+  if (mode === 'restart') return settleTaken(redis, keys, actorId, running, started, maxTaskRetries);
+  const base = failureBytes(diedFailure(actorId, cause));
+  for (const call of [...running, ...queued].map((raw) => decode<ActorCall>(raw))) {
+    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), base, encode([Note.Done, call[0], base]).bytes, 0, '', '', '', 0);
+  }
+}
+
+/**
+ * Calls an actor process took and did not finish, handed back as a restart does: those never begun go
+ * back to the front of the mailbox; begun ones run again if maxTaskRetries allows, else fail with
+ * ActorDiedError.
+ */
+async function settleTaken(redis: CommandClient, keys: Keys, actorId: string, taken: Buffer[], started: Set<string>, maxTaskRetries: number): Promise<void> {
   const retry: Buffer[] = [];
   const fail: ActorCall[] = [];
-  for (const raw of running) {
+  for (const raw of taken) {
     const call = decode<ActorCall>(raw);
-    if (mode === 'restart' && !started.has(call[0])) {
+    if (!started.has(call[0])) {
       // Taken by the process as it died, never begun: it simply waits for the next one.
       retry.push(raw);
-    } else if (mode === 'restart' && call[7] < maxTaskRetries) {
+    } else if (call[7] < maxTaskRetries) {
       call[7]++;
       retry.push(encode(call).bytes);
     } else fail.push(call);
   }
-  fail.push(...queued.map((raw) => decode<ActorCall>(raw)));
   // Back in front, in their original order: they were taken first.
   if (retry.length) await redis.lpush(keys.mailbox(actorId), ...retry.reverse());
-  const base = diedFailure(actorId, cause);
   for (const call of fail) {
-    const f: SerializedFailure =
-      mode === 'restart'
-        ? { kind: 'actor', task: call[1], name: 'ActorDiedError', message: `the process of actor ${actorId} died while ${call[1]}() ran, and maxTaskRetries (${maxTaskRetries}) does not allow running it again; the actor is restarting` }
-        : base;
-    const bytes = failureBytes(f);
+    const bytes = failureBytes({
+      kind: 'actor',
+      task: call[1],
+      name: 'ActorDiedError',
+      message: `the process of actor ${actorId} died while ${call[1]}() ran, and maxTaskRetries (${maxTaskRetries}) does not allow running it again; the actor is restarting`,
+    });
     await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0, '', '', '', 0);
   }
+}
+
+/**
+ * Calls left in an actor's running list that no live process of it holds: a process that outlived its
+ * restart (its node was declared dead but lived on a moment, or was cut off) took them after the restart
+ * had handed the running calls back. The actor's current process, when idle, settles those it has seen
+ * there twice in a row, as a restart would have; a call the old process finishes meanwhile is left alone.
+ */
+export async function adoptOrphans(redis: CommandClient, keys: Keys, actorId: string, orphans: Buffer[], maxTaskRetries: number): Promise<number> {
+  const mine: Buffer[] = [];
+  const started = new Set<string>();
+  for (const raw of orphans) {
+    if (!(await redis.lrem(keys.running(actorId), 1, raw))) continue;
+    mine.push(raw);
+    const id = decode<ActorCall>(raw)[0];
+    if (await redis.hdel(keys.started(actorId), id)) started.add(id);
+  }
+  await settleTaken(redis, keys, actorId, mine, started, maxTaskRetries);
+  return mine.length;
 }
 
 /**

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ActorDiedError, ConfigError, get, getActor, kill, type ActorHandle } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
+import { Keys } from '../../runtime/protocol';
 import { eventually, useCluster } from '../helpers/cluster';
 import { fail } from '../fixtures/tasks';
 import { AccelCounter, BrokenActor, Counter, CounterActor, PlainCounter, RetryingCounter, SleeperActor, incrVia, passHandle } from '../fixtures/actors';
@@ -43,6 +44,20 @@ describe('actors', () => {
     expect(err).toBeInstanceOf(ActorDiedError);
     expect((err as Error).message).toMatch(/after 2 restarts \(maxRestarts is 2\)/);
     await eventually(async () => (await actorState(c.actorId))?.state === 'dead', 'status shows it dead');
+  });
+
+  test('a call that an earlier process of the actor took and never finished is run by the current one', async () => {
+    const c = CounterActor.remote(0);
+    await get(c.value.remote());
+    const busy = c.slowIncr.remote(2500);
+    const stolen = c.incr.remote(5);
+    const keys = new Keys();
+    await eventually(async () => (await cluster.redis.llen(keys.mailbox(c.actorId))) === 1, 'the call waits in the mailbox');
+    // As a process that outlived its restart (its node declared dead, or cut off) would: take it, then vanish.
+    expect(await cluster.redis.lmove(keys.mailbox(c.actorId), keys.running(c.actorId), 'LEFT', 'RIGHT')).not.toBeNull();
+    expect(await get(busy)).toBe(1);
+    expect(await get(stolen, { timeout: 20_000 })).toBe(6);
+    await kill(c);
   });
 
   test('a call running when the process dies fails with ActorDiedError, unless maxTaskRetries lets it run again', async () => {

@@ -44,7 +44,8 @@ describe('failures', () => {
   test('cancel of a queued task means it never runs', async () => {
     // Fill all four CPUs, then queue one more and cancel it before it can start.
     const started = join(cluster.dir, 'blockers.pids');
-    const blockers = Array.from({ length: 4 }, () => blockFor.remote(started, 1500));
+    // Long enough that none ends before the cancel, however late the last one started (a worker may be cold).
+    const blockers = Array.from({ length: 4 }, () => blockFor.remote(started, 5000));
     await eventually(() => existsSync(started) && pids(started).length === 4, 'all four CPUs are busy');
     const marker = join(cluster.dir, 'never.txt');
     const ref = writeMarker.remote(marker);
