@@ -9,6 +9,9 @@ test('the short chaos suite loses nothing while workers, nodes and the head are 
     env: { ...process.env, CHAOS_SECONDS: '30' },
     timeout: 170_000,
     maxBuffer: 16 * 1024 * 1024,
+  }).catch((err: { stdout?: string; stderr?: string; message: string }) => {
+    // What the suite printed says what went wrong.
+    throw new Error(`${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
   });
   expect(stdout).toMatch(/loss: 0, wrong results: 0/);
   expect(stdout).toMatch(/task runs: \d+ for \d+ squares/);
