@@ -13,6 +13,7 @@ import { readClusterStatus } from '../runtime/internal/cluster-status';
 import { freePort, isRunning, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
 import { Redis } from 'ioredis';
 import { ActorDiedError } from '../runtime';
+import { Keys } from '../runtime/protocol';
 import { AtMostOnceActor, ReceiverActor, chaosNested, chaosSquare } from './chaos-tasks';
 
 const short = process.argv.includes('--short');
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
     };
     checks.push(check(squares, (i) => squares[i].x * squares[i].x, 'tasks'));
     checks.push(check(nested, (i) => nested[i].x * nested[i].x + 1, 'nested'));
-    checks.push(check(msgs, (i) => msgs[i].n, 'messages'));
+    checks.push(check(msgs, (i) => msgs[i].n, 'messages').then(() => (stats.lost ? describeActors(address, actors.map((a) => a.actorId)) : undefined)));
     // At-most-once actors: a message either comes back or fails with ActorDiedError; counted below.
     checks.push(
       Promise.all(
@@ -287,3 +288,20 @@ main().catch((err) => {
   console.error('chaos failed:', err);
   process.exit(1);
 });
+
+/** After a loss: where each actor stands (record, mailbox, running list), for whoever reads the output. */
+async function describeActors(address: string, ids: string[]): Promise<void> {
+  const r = new Redis(address, { maxRetriesPerRequest: 2 });
+  const keys = new Keys();
+  try {
+    for (const id of ids) {
+      const rec = await r.hgetall(keys.actor(id));
+      const [mbox, run, started] = await Promise.all([r.llen(keys.mailbox(id)), r.llen(keys.running(id)), r.hlen(keys.started(id))]);
+      console.error(`actor ${id}: state ${rec.state} node ${rec.node} host ${rec.host} pid ${rec.pid} proc ${rec.proc} restarts ${rec.restarts}; mailbox ${mbox}, running ${run}, begun ${started}`);
+    }
+  } catch (err) {
+    console.error('could not describe the actors:', err);
+  } finally {
+    r.disconnect();
+  }
+}
