@@ -71,16 +71,22 @@ export class Head {
     const stale = await this.redis.zrangebyscore(this.keys.nodeHeartbeats, '-inf', cutoff);
     for (const id of stale) {
       const raw = await this.redis.hget(this.keys.nodes, id);
-      await this.redis.zrem(this.keys.nodeHeartbeats, id);
-      if (!raw) continue;
+      if (!raw) {
+        await this.redis.zrem(this.keys.nodeHeartbeats, id);
+        continue;
+      }
       const node = JSON.parse(raw) as NodeInfo;
-      if (node.state === 'dead') continue;
-      const dead: NodeInfo = { ...node, state: 'dead', diedAt: Date.now(), deathReason: `no heartbeat for ${this.nodeTimeoutMs} ms`, running: 0, free: {} };
-      await this.redis.hset(this.keys.nodes, id, JSON.stringify(dead));
-      this.o.logger.warn({ node: id, host: node.host }, 'node missed its heartbeats: marked dead');
+      // A dead node still listed here is one whose recovery a head began and did not finish (it was killed).
+      if (node.state !== 'dead') {
+        const dead: NodeInfo = { ...node, state: 'dead', diedAt: Date.now(), deathReason: `no heartbeat for ${this.nodeTimeoutMs} ms`, running: 0, free: {} };
+        await this.redis.hset(this.keys.nodes, id, JSON.stringify(dead));
+        this.o.logger.warn({ node: id, host: node.host }, 'node missed its heartbeats: marked dead');
+      }
       const ctx = this.recoveryContext();
       const tasks = await recoverTasks(ctx, id);
       const actors = await recoverActors(ctx, id);
+      // Only now: recovery steps can all be done again, so a head killed before this line leaves the node to the next head.
+      await this.redis.zrem(this.keys.nodeHeartbeats, id);
       this.o.logger.warn({ node: id, tasks, actors }, 'work of the dead node handed to the others');
     }
   }

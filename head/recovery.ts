@@ -107,19 +107,25 @@ export async function settleBundle(ctx: JobContext, queue: string, job: Job<Task
 export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promise<number> {
   let n = 0;
   for (const id of await ctx.redis.smembers(ctx.keys.actors)) {
-    const rec = (await ctx.redis.hgetall(ctx.keys.actor(id))) as unknown as ActorRecord;
-    if (rec.host !== nodeId || rec.state === 'dead') continue;
+    const rec = (await ctx.redis.hgetall(ctx.keys.actor(id))) as unknown as ActorRecord & { movingFrom?: string; moveJob?: string };
+    // movingFrom: a move that a head began and did not finish (it was killed): take it up again.
+    const resumed = rec.movingFrom === nodeId;
+    if ((rec.host !== nodeId && !resumed) || rec.state === 'dead') continue;
     n++;
-    const restarts = Number(rec.restarts || 0);
+    const restarts = Number(rec.restarts || 0) - (resumed ? 1 : 0);
     if (rec.killed && rec.killed !== '0') {
       await endActor(ctx.redis, ctx.keys, id, 'dead', actorFailure(`actor ${rec.cls} (${id}) is dead: ${rec.killed}`), 0);
     } else if (restarts < Number(rec.maxRestarts || 0)) {
-      await endActor(ctx.redis, ctx.keys, id, 'restart', '', Number(rec.maxTaskRetries || 0));
-      await ctx.redis.hset(ctx.keys.actor(id), 'host', '', 'node', '');
+      // Each step can be done again: the intent is written first, so a head killed halfway through
+      // leaves it for the next one (which finds it by movingFrom).
+      const moveJob = resumed && rec.moveJob ? rec.moveJob : `${id}.${restarts + 1}`;
+      await ctx.redis.hset(ctx.keys.actor(id), 'movingFrom', nodeId, 'moveJob', moveJob, 'host', '', 'node', '');
+      if (!resumed) await endActor(ctx.redis, ctx.keys, id, 'restart', '', Number(rec.maxTaskRetries || 0));
       // Placed again like a new actor: any node that has room takes it.
       const queue = actorQueueName(shapeKey(JSON.parse(rec.demand) as Resources));
       const data: ActorJob = { v: PROTOCOL_VERSION, actorId: id };
-      await ctx.queue(queue).add(rec.cls, data, { jobId: `${id}.${restarts + 1}`, removeOnComplete: true, removeOnFail: true });
+      await ctx.queue(queue).add(rec.cls, data, { jobId: moveJob, removeOnComplete: true, removeOnFail: true });
+      await ctx.redis.hdel(ctx.keys.actor(id), 'movingFrom', 'moveJob');
       await ctx.redis.publish(ctx.keys.wakeChannel, queue);
       ctx.logger.warn({ actor: id, cls: rec.cls, from: nodeId }, 'actor of a dead node: restarting elsewhere');
     } else {

@@ -39,8 +39,8 @@ export class ActorHost {
   /** Starts an actor the node has taken (its resources already reserved). */
   async host(actorId: string, demand: Resources): Promise<void> {
     const rec = (await this.o.redis.hgetall(this.o.keys.actor(actorId))) as unknown as ActorRecord;
-    if (!rec.id || rec.state === 'dead') {
-      // Killed (or its driver died) while it waited for a node.
+    if (!rec.id || rec.state === 'dead' || (rec.host && rec.host !== this.o.nodeId())) {
+      // Killed (or its driver died) while it waited for a node; or placed twice (a head resumed a move) and hosted elsewhere.
       this.o.release(demand);
       return;
     }
