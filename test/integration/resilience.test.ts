@@ -97,6 +97,30 @@ describe('restarts', () => {
     await kill(fresh);
     await kill(same);
   });
+
+  test('a head killed while it recovered a dead node leaves the recovery to the next head', async () => {
+    const c = await cluster({ resources: { CPU: 1 } });
+    const second = await spawnAgent({ address: c.address, attached: true, logFile: join(dir, 'agent-2.log'), resources: { CPU: 1 } });
+    procs.push(second);
+    await init({ address: c.address, logToDriver: false });
+    const a = CounterActor.remote(10);
+    expect(await get(a.incr.remote(1))).toBe(11);
+    const host = (await readClusterStatus(c.address)).actors.find((x) => x.id === a.actorId)!.node;
+    const victim = [c.agent, second].find((p) => p.nodeId === host)!;
+    process.kill(c.head.pid, 'SIGKILL');
+    await eventually(() => !processAlive(c.head.pid), 'the head is gone');
+    process.kill(victim.pid, 'SIGKILL');
+    // What a head leaves behind when it is killed after marking the node dead and before handing over its work.
+    const keys = new Keys();
+    const raw = new Redis(c.address);
+    const info = JSON.parse((await raw.hget(keys.nodes, host))!) as Record<string, unknown>;
+    await raw.hset(keys.nodes, host, JSON.stringify({ ...info, state: 'dead' }));
+    raw.disconnect();
+    procs.push(await spawnHead({ address: c.address, attached: true, logFile: join(dir, 'head2.log'), nodeTimeoutMs: 2000 }));
+    // Restarted on the other node, with fresh state.
+    expect(await get(a.incr.remote(1), { timeout: 30_000 })).toBe(11);
+    expect((await readClusterStatus(c.address)).actors.find((x) => x.id === a.actorId)?.node).not.toBe(host);
+  });
 });
 
 describe('driver death', () => {
