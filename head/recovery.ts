@@ -4,9 +4,8 @@ import { Queue, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { actorFailure, endActor } from '../runtime/internal/context';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
-import { failureBytes, type CommandClient } from '../runtime/internal/object-store';
-import { encode } from '../runtime/internal/serialization';
-import { Note, PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Keys, type Resources, type TaskJob } from '../runtime/protocol';
+import { failureBytes, settleCall, type CommandClient } from '../runtime/internal/object-store';
+import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Keys, type Resources, type TaskJob } from '../runtime/protocol';
 
 export interface RecoveryContext extends JobContext {
   logger: Logger;
@@ -39,7 +38,7 @@ export async function recoverTasks(ctx: RecoveryContext, nodeId: string): Promis
           await job.moveToFailed(new Error(`node ${nodeId} died`), token, false);
         } else {
           const bytes = failureBytes(crashFailure(data, `The node running ${data.fn.name} (${nodeId}) died (no heartbeat for ${ctx.nodeTimeoutMs} ms)`));
-          await ctx.redis.nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), bytes, encode([Note.Done, data.id, bytes]).bytes, 0, ctx.keys.jobLock(name, job.id), token, '', 0);
+          await settleCall(ctx.redis, ctx.keys, data.id, data.caller, bytes, ctx.keys.jobLock(name, job.id), token);
           await job.moveToCompleted(null, token, false);
         }
         moved++;
@@ -82,8 +81,7 @@ export async function settleBundle(ctx: JobContext, queue: string, job: Job<Task
   const marks = index < tasks.length ? await ctx.redis.mget(...tasks.slice(index).map((t) => ctx.keys.cancelMark(t.id))) : [];
   const again: TaskJob[] = [];
   const finish = async (t: TaskJob, failure: SerializedFailure) => {
-    const bytes = failureBytes(failure);
-    await ctx.redis.nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), bytes, encode([Note.Done, t.id, bytes]).bytes, 0, lock, token, '', 0);
+    await settleCall(ctx.redis, ctx.keys, t.id, t.caller, failureBytes(failure), lock, token);
   };
   for (let i = index; i < tasks.length; i++) {
     const t = tasks[i];

@@ -7,11 +7,10 @@ import type { Logger } from 'pino';
 import { dispatchOrder, fits, give, take } from '../head/policy';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { settleBundle } from '../head/recovery';
-import { failureBytes } from '../runtime/internal/object-store';
+import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
-import { encode } from '../runtime/internal/serialization';
-import { Note, PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
+import { PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { ActorHost } from './actor-host';
 import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
@@ -352,9 +351,7 @@ export class NodeAgent {
   /** Stores a failure and tells the caller, in one Lua command — only while this node holds the job's lock. */
   private async complete(run: Running, job: Job<TaskJob>, value: Buffer): Promise<void> {
     const data = job.data;
-    const note = encode([Note.Done, data.id, value]).bytes;
-    const lock = this.keys.jobLock(run.shape.key, run.jobId);
-    const done = await this.redis.nodusComplete(this.keys.prefix, data.id, this.keys.inbox(data.caller), value, note, 0, lock, run.token, '', 0);
+    const done = await settleCall(this.redis, this.keys, data.id, data.caller, value, this.keys.jobLock(run.shape.key, run.jobId), run.token);
     if (done === -1) this.o.logger.warn({ task: data.fn.name, id: data.id }, 'result dropped: this node lost the job (it was declared dead and the task given to another node)');
   }
 

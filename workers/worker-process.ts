@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { NodusError, TaskError, cancelledFailure, toFailure, type SerializedFailure } from '../runtime/errors';
 import { CoreContext, actorFailure, adoptOrphans, storeError } from '../runtime/internal/context';
 import { setContext } from '../runtime/internal/global';
-import { failureBytes, toStoredForm, writeChunks } from '../runtime/internal/object-store';
+import { failureBytes, settleCall, toStoredForm, writeChunks } from '../runtime/internal/object-store';
 import { connect } from '../runtime/internal/redis';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isAsyncIterator, produce } from '../runtime/internal/streams';
@@ -157,7 +157,7 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
         console.error(`malformed job ${job.id} in ${lease.queue}: ${problem}`);
         if (data && typeof data.id === 'string' && typeof data.caller === 'string') {
           const value = failureBytes({ kind: 'system', task: String(data.fn?.name ?? '?'), name: 'MalformedJob', message: problem });
-          reports.push(reporter().nodusComplete(ctx.keys.prefix, data.id, ctx.keys.inbox(data.caller), value, encode([Note.Done, data.id, value]).bytes, 0, '', '', '', 0));
+          reports.push(settleCall(reporter(), ctx.keys, data.id, data.caller, value));
         }
       } else reports = await runJob(ctx, lease.queue, job, token, firstJob);
       // Sent together: one round trip completes the last task and the job, and takes the next job.

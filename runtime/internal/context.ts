@@ -29,7 +29,7 @@ import {
 } from '../protocol';
 import { withCommands } from '../protocol/commands';
 import { setContext, type RuntimeContext } from './global';
-import { failureBytes, fromStored, newId, readStored, toStoredForm, writeChunks, type CommandClient } from './object-store';
+import { failureBytes, fromStored, newId, readStored, settleCall, toStoredForm, writeChunks, type CommandClient } from './object-store';
 import { Queues } from './queues';
 import { connect, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
@@ -313,8 +313,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
 
   /** Ends a task without running it (a failed dependency, a cancel before dispatch). */
   private async settleWith(id: string, bytes: Buffer, caller = this.procId): Promise<void> {
-    const note = encode([Note.Done, id, bytes]).bytes;
-    await this.redis.nodusComplete(this.keys.prefix, id, this.keys.inbox(caller), bytes, note, 0, '', '', '', 0);
+    await settleCall(this.redis, this.keys, id, caller, bytes);
   }
 
   private scheduleFlush(): void {
@@ -973,7 +972,7 @@ export async function endActor(redis: CommandClient, keys: Keys, actorId: string
   if (mode === 'restart') return settleTaken(redis, keys, actorId, running, started, maxTaskRetries);
   const base = failureBytes(diedFailure(actorId, cause));
   for (const call of [...running, ...queued].map((raw) => decode<ActorCall>(raw))) {
-    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), base, encode([Note.Done, call[0], base]).bytes, 0, '', '', '', 0);
+    await settleCall(redis, keys, call[0], call[4], base);
   }
 }
 
@@ -1004,7 +1003,7 @@ async function settleTaken(redis: CommandClient, keys: Keys, actorId: string, ta
       name: 'ActorDiedError',
       message: `the process of actor ${actorId} died while ${call[1]}() ran, and maxTaskRetries (${maxTaskRetries}) does not allow running it again; the actor is restarting`,
     });
-    await redis.nodusComplete(keys.prefix, call[0], keys.inbox(call[4]), bytes, encode([Note.Done, call[0], bytes]).bytes, 0, '', '', '', 0);
+    await settleCall(redis, keys, call[0], call[4], bytes);
   }
 }
 

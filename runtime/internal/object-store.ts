@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { fromFailure, type SerializedFailure } from '../errors';
-import { DEFAULT_CHUNK_BYTES, Keys, ValueTag } from '../protocol';
+import { DEFAULT_CHUNK_BYTES, Keys, Note, ValueTag } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
 import { decode, encode } from './serialization';
 
@@ -76,3 +76,11 @@ export function isFailure(bytes: Buffer): boolean {
 }
 
 export type CommandClient = Redis & ObjectCommands;
+
+/**
+ * Ends a task or actor call with a stored failure (bytes from failureBytes) and tells its caller, in one
+ * script; with a lock key, only while `token` still holds the job's lock. Resolves to -1 when it does not.
+ */
+export function settleCall(redis: CommandClient, keys: Keys, id: string, caller: string, bytes: Buffer, lock = '', token = ''): Promise<number> {
+  return redis.nodusComplete(keys.prefix, id, keys.inbox(caller), bytes, encode([Note.Done, id, bytes]).bytes, 0, lock, token, '', 0);
+}
