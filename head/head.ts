@@ -60,7 +60,7 @@ export class Head {
     every(Math.max(100, Math.min(1000, this.nodeTimeoutMs / 4)), () => this.checkNodes());
     every(Math.max(100, Math.min(1000, this.driverTimeoutMs / 4)), () => this.checkDrivers());
     every(1000, () => this.checkInfeasible());
-    every(1000, () => this.redis.hset(this.keys.head, 'beat', Date.now()).then(() => undefined));
+    every(1000, () => this.redis.nodusControl('h', this.keys.head, 'beat', Date.now()).then(() => undefined));
     this.o.logger.info({ address: this.o.address, nodeTimeoutMs: this.nodeTimeoutMs }, 'head started');
     return info;
   }

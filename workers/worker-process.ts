@@ -2,10 +2,10 @@
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pathToFileURL } from 'node:url';
-import { NodusError, TaskError, cancelledFailure, toFailure, type SerializedFailure } from '../runtime/errors';
-import { CoreContext, actorFailure, adoptOrphans, storeError } from '../runtime/internal/context';
+import { NodusError, ObjectStoreFullError, TaskError, cancelledFailure, toFailure, type SerializedFailure } from '../runtime/errors';
+import { CoreContext, actorFailure, adoptOrphans } from '../runtime/internal/context';
 import { setContext } from '../runtime/internal/global';
-import { failureBytes, settleCall, toStoredForm, writeChunks } from '../runtime/internal/object-store';
+import { failureBytes, settleCall, storeError, toStoredForm, writeChunks } from '../runtime/internal/object-store';
 import { connect } from '../runtime/internal/redis';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isAsyncIterator, produce } from '../runtime/internal/streams';
@@ -188,7 +188,8 @@ async function runJob(ctx: CoreContext, queue: string, job: Job<TaskJob>, token:
     if (!(firstJob && i === 0)) send({ t: 'start', id: t.id, job: job.id!, index: i, owner: t.owner, name: t.fn.name });
     const out = cancelled[i] ? { value: failureBytes(cancelledFailure(t.fn.name)), chunks: 0, inner: [] } : await runTask(ctx, t);
     const note = encode([Note.Done, t.id, out.value]).bytes;
-    reports.push(reporter().nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), out.value ?? '', note, out.chunks, lock, token, progress, i, ...out.inner));
+    const report = reporter().nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), out.value ?? '', note, out.chunks, lock, token, progress, i, ...out.inner);
+    reports.push(report.catch((err) => settleFull(ctx, err, out.value, t.id, t.caller, t.fn.name)));
   }
   if (progress) void reporter().del(progress).catch(() => undefined);
   return reports;
@@ -320,7 +321,27 @@ async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: st
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }
   const note = encode([Note.Done, id, out.value]).bytes;
-  return { taken: reports.nodusActorDoneBuffer(ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), out.value ?? '', note, out.chunks, fetch, workerId, ...out.inner) };
+  const report = (value: Buffer | '', note: Buffer, chunks: number, inner: string[], reserved: boolean) =>
+    (reserved ? reports.nodusActorDoneReservedBuffer : reports.nodusActorDoneBuffer).call(reports, ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), value, note, chunks, fetch, workerId, ...inner);
+  const taken = report(out.value ?? '', note, out.chunks, out.inner, false).catch((err) => {
+    // Redis out of memory refused the result: the call ends with ObjectStoreFullError (see settleFull).
+    const full = storeError(err, out.value?.length ?? 0);
+    if (!(full instanceof ObjectStoreFullError)) throw err;
+    const bytes = failureBytes(failureOf(full, name));
+    return report(bytes, encode([Note.Done, id, bytes]).bytes, 0, [], true);
+  });
+  return { taken };
+}
+
+/**
+ * A task's report that Redis refused for lack of memory: the task ends with ObjectStoreFullError, on a
+ * write that gets through (settleCall), so its caller is told rather than left waiting. Without the job
+ * lock: by then this lease has completed the job, which released it.
+ */
+function settleFull(ctx: CoreContext, err: unknown, value: Buffer | null, id: string, caller: string, task: string): Promise<number> {
+  const full = storeError(err, value?.length ?? 0);
+  if (!(full instanceof ObjectStoreFullError)) throw err;
+  return settleCall(reporter(), ctx.keys, id, caller, failureBytes(failureOf(full, task)));
 }
 
 async function main(): Promise<void> {

@@ -29,7 +29,7 @@ import {
 } from '../protocol';
 import { withCommands } from '../protocol/commands';
 import { setContext, type RuntimeContext } from './global';
-import { failureBytes, fromStored, newId, readStored, settleCall, toStoredForm, writeChunks, type CommandClient } from './object-store';
+import { failureBytes, fromStored, newId, readStored, settleCall, storeError, toStoredForm, writeChunks, type CommandClient } from './object-store';
 import { Queues } from './queues';
 import { connect, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
@@ -165,7 +165,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
           .zadd(ctx.keys.driverHeartbeats, Date.now(), ctx.procId)
           .exec();
         ctx.heartbeat = setInterval(() => {
-          ctx.redis.zadd(ctx.keys.driverHeartbeats, Date.now(), ctx.procId).catch(() => undefined);
+          ctx.redis.nodusControl('z', ctx.keys.driverHeartbeats, Date.now(), ctx.procId).catch(() => undefined);
         }, DRIVER_HEARTBEAT_MS);
         ctx.heartbeat.unref();
         ctx.startInbox();
@@ -323,7 +323,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     setImmediate(() => {
       this.flushScheduled = false;
       this.flushing = this.flushing.then(() => this.flush()).catch((err) => {
-        if (!this.closed) console.error('[nodus] could not submit to Redis:', err);
+        // The calls of the batch have failed with the reason already; this says it once for the process.
+        if (!this.closed) console.error(`[nodus] could not submit to Redis: ${(storeError(err, 0) as Error).message}`);
       });
     });
   }
@@ -356,7 +357,12 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     for (const [queue, list] of byQueue) {
       if (!this.knownShapes.has(queue)) {
         this.knownShapes.add(queue);
-        work.push(this.redis.hset(this.keys.shapes, queue, JSON.stringify(list[0].demand)));
+        // Registered again by the next submission if this write fails (Redis out of memory, say): node
+        // agents only take work from queues they find here.
+        work.push(this.redis.hset(this.keys.shapes, queue, JSON.stringify(list[0].demand)).catch((err) => {
+          this.knownShapes.delete(queue);
+          throw err;
+        }));
         work.push(this.checkFeasible(queue, list[0].demand, list[0].name));
       }
       const jobs = queue.startsWith('task.') ? this.bundle(list, cpus) : list;
@@ -921,16 +927,6 @@ function timeoutError(timeoutMs: number | undefined, of: number, name: string | 
   return new GetTimeoutError(
     `get() timed out after ${timeoutMs} ms waiting for ${of === 1 ? 'an object' : `${of} objects`}${name ? ` (task ${name})` : ''}. ` +
       'The tasks keep running: call get() again, raise the timeout, or cancel() them.',
-  );
-}
-
-/** Redis out of memory becomes ObjectStoreFullError, saying what to free or raise. */
-export function storeError(err: unknown, bytes: number): unknown {
-  if (!/OOM/.test(String((err as Error)?.message ?? err))) return err;
-  return new ObjectStoreFullError(
-    `The object store is full: Redis refused ${bytes.toLocaleString('en-US')} bytes (its maxmemory is reached). ` +
-      'Free objects by dropping refs you no longer need (and calling shutdown() in drivers you are done with), or raise the limit: redis-cli CONFIG SET maxmemory <bytes>.',
-    { cause: err },
   );
 }
 

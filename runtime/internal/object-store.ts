@@ -1,7 +1,7 @@
 /** @module The object store on Redis: values tagged by kind, chunked when large, freed by reference counts. */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { fromFailure, type SerializedFailure } from '../errors';
+import { ObjectStoreFullError, fromFailure, type SerializedFailure } from '../errors';
 import { DEFAULT_CHUNK_BYTES, Keys, Note, ValueTag } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
 import { decode, encode } from './serialization';
@@ -80,7 +80,18 @@ export type CommandClient = Redis & ObjectCommands;
 /**
  * Ends a task or actor call with a stored failure (bytes from failureBytes) and tells its caller, in one
  * script; with a lock key, only while `token` still holds the job's lock. Resolves to -1 when it does not.
+ * Runs when Redis is out of memory too, so that no caller waits forever on a full store.
  */
 export function settleCall(redis: CommandClient, keys: Keys, id: string, caller: string, bytes: Buffer, lock = '', token = ''): Promise<number> {
-  return redis.nodusComplete(keys.prefix, id, keys.inbox(caller), bytes, encode([Note.Done, id, bytes]).bytes, 0, lock, token, '', 0);
+  return redis.nodusCompleteReserved(keys.prefix, id, keys.inbox(caller), bytes, encode([Note.Done, id, bytes]).bytes, 0, lock, token, '', 0);
+}
+
+/** Redis out of memory becomes ObjectStoreFullError, saying what to free or raise; other errors pass. */
+export function storeError(err: unknown, bytes: number): unknown {
+  if (!/^OOM command not allowed/.test(String((err as Error)?.message ?? err))) return err;
+  return new ObjectStoreFullError(
+    `The object store is full: Redis refused ${bytes ? `${bytes.toLocaleString('en-US')} bytes` : 'the write'} (its maxmemory is reached). ` +
+      'Free objects by dropping refs you no longer need (and calling shutdown() in drivers you are done with), or raise the limit: redis-cli CONFIG SET maxmemory <bytes>.',
+    { cause: err },
+  );
 }

@@ -21,6 +21,14 @@ export function connect(address: string, opts: ConnectOptions = {}): Redis {
   return new Redis(address, options);
 }
 
+/** nodus's scripts use Redis 7's script flags (allow-oom keeps control writes going when Redis is full). */
+async function checkVersion(redis: Redis, address: string): Promise<void> {
+  const version = /redis_version:(\S+)/.exec(await redis.info('server').catch(() => ''))?.[1];
+  if (version && Number(version.split('.')[0]) < 7) {
+    throw new ClusterError(`The cluster's Redis at ${redact(address)} is version ${version}; nodus needs Redis 7.0 or newer (apt-get install redis-server gives 7.0 on Debian 12).`);
+  }
+}
+
 /** Waits until a connection answers PING, or fails with a message that says what to start. */
 export async function waitForRedis(redis: Redis, address: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -33,8 +41,9 @@ export async function waitForRedis(redis: Redis, address: string, timeoutMs = 10
       } finally {
         clearTimeout(timer);
       }
-      return;
+      return await checkVersion(redis, address);
     } catch (err) {
+      if (err instanceof ClusterError) throw err;
       lastError = err;
       if (/NOAUTH|WRONGPASS/.test(String(err))) break;
       await new Promise((r) => setTimeout(r, 100));

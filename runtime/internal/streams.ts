@@ -1,10 +1,10 @@
 /** @module Streaming generators: items flow from the producing process to the consumer's inbox, with credit-based backpressure. */
 import type { Redis } from 'ioredis';
-import { toFailure } from '../errors';
+import { ObjectStoreFullError, toFailure } from '../errors';
 import type { ObjectRef, ObjectRefGenerator } from '../object-ref';
 import { INLINE_RESULT_BYTES, Keys, Note, STREAM_WINDOW } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
-import { failureBytes, fromStored, isFailure, newId, toStoredForm, writeChunks } from './object-store';
+import { failureBytes, fromStored, isFailure, newId, storeError, toStoredForm, writeChunks } from './object-store';
 import { encode } from './serialization';
 
 /** What a consumer needs from its process's runtime. */
@@ -197,11 +197,13 @@ export async function produce(host: ProducerHost, it: AsyncIterator<unknown>, t:
       count++;
     }
   } catch (err) {
-    failure = failureBytes(toFailure(err, 'task', t.name));
+    const e = storeError(err, 0);
+    failure = failureBytes(toFailure(e, e instanceof ObjectStoreFullError ? 'full' : 'task', t.name));
   } finally {
     host.unregisterProducer(t.streamId);
   }
-  await host.redis.rpush(inbox, encode([Note.End, t.streamId, count, failure]).bytes);
+  // A control write: it gets through when Redis is out of memory, so the consumer is not left waiting.
+  await host.redis.nodusControl('l', inbox, encode([Note.End, t.streamId, count, failure]).bytes);
   return count;
 }
 

@@ -25,6 +25,11 @@ export interface ObjectCommands {
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
+  nodusControl(...args: Arg[]): Promise<number>;
+  /** nodusComplete that runs when Redis is out of memory: only for failures (small), see RESERVED. */
+  nodusCompleteReserved(...args: Arg[]): Promise<number>;
+  /** nodusActorDone that runs when Redis is out of memory: only for failures (small), see RESERVED. */
+  nodusActorDoneReservedBuffer(...args: Arg[]): Promise<Buffer[]>;
 }
 
 const NAMES: Record<string, string> = {
@@ -39,7 +44,19 @@ const NAMES: Record<string, string> = {
   'actor-end': 'nodusActorEnd',
   'stream-item': 'nodusStreamItem',
   'node-beat': 'nodusNodeBeat',
+  control: 'nodusControl',
 };
+
+/**
+ * Redis out of memory (over maxmemory, no eviction) refuses every script that may write. So that a full
+ * object store fails the writes that fill it (put, results, submissions) and nothing else, control writes
+ * run with the allow-oom flag: heartbeats and the notes that end a wait (control), reference drops and
+ * process ends (which are how memory gets freed), actor ends — those files start with the flag — and
+ * these variants, which settle a call with ObjectStoreFullError when its result was refused. Each
+ * writes a small, bounded amount, so Redis goes over maxmemory by little.
+ */
+const RESERVED: Record<string, string> = { complete: 'nodusCompleteReserved', 'actor-done': 'nodusActorDoneReserved' };
+const ALLOW_OOM = '#!lua flags=allow-oom\n';
 
 /** Defines the commands on a client (idempotent) and returns it typed. */
 export function withCommands(redis: Redis): Redis & ObjectCommands {
@@ -48,7 +65,9 @@ export function withCommands(redis: Redis): Redis & ObjectCommands {
   for (const file of readdirSync(DIR)) {
     const m = /^([\w-]+)-(\d+)\.lua$/.exec(file);
     if (!m || !NAMES[m[1]]) continue;
-    redis.defineCommand(NAMES[m[1]], { numberOfKeys: Number(m[2]), lua: load(file) });
+    const lua = load(file);
+    redis.defineCommand(NAMES[m[1]], { numberOfKeys: Number(m[2]), lua });
+    if (RESERVED[m[1]]) redis.defineCommand(RESERVED[m[1]], { numberOfKeys: Number(m[2]), lua: ALLOW_OOM + lua });
   }
   r.__nodusCommands = true;
   return r;

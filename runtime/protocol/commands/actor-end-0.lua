@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 --[[
   An actor's process is gone. With mode 'dead' the actor is dead for good (cause in ARGV[4]); with
   'restart' it restarts (restarts + 1). Either way the calls it had taken are handed back to the
@@ -5,6 +6,7 @@
   and the name is freed. Done in one step so that no call slips in behind a death.
   ARGV: prefix, actorId, mode, cause
   Returns {runningCalls, queuedCalls, startedCallIds}.
+  Runs when Redis is out of memory too (allow-oom): see RESERVED in commands.ts.
 ]]
 local P, id, mode, cause = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local key = P .. ':actor:' .. id

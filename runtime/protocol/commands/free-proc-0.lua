@@ -1,8 +1,10 @@
+#!lua flags=allow-oom
 --[[
   A process ended (shutdown, death): drop every reference it held and, for a
   driver, delete every object it owns whoever else holds it (as in Ray, objects
   die with their owner). Returns the number of objects it owned.
   ARGV: prefix, proc, isDriver
+  Runs when Redis is out of memory too (allow-oom): see RESERVED in commands.ts.
 ]]
 --@include "objects"
 local proc = ARGV[2]

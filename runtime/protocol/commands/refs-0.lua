@@ -1,6 +1,8 @@
+#!lua flags=allow-oom
 --[[
   Applies a process's reference changes in order.
   ARGV: prefix, proc, (op, id)...   op 'h': the process now holds a ref; 'r': it dropped its last one.
+  Runs when Redis is out of memory too (allow-oom): see RESERVED in commands.ts.
 ]]
 --@include "objects"
 local heldKey = P .. ':held:' .. ARGV[2]

@@ -1,0 +1,57 @@
+import { ObjectStoreFullError, get, init, put, shutdown } from '../../runtime';
+import { Keys } from '../../runtime/protocol';
+import { startCluster, type TestCluster } from '../helpers/cluster';
+import { CounterActor } from '../fixtures/actors';
+import { slowFill, square } from '../fixtures/tasks';
+
+// Short timeouts, so that heartbeats refused for longer than them would get nodes and drivers declared dead.
+const TIMEOUT_MS = 2000;
+let cluster: TestCluster;
+const keys = new Keys();
+
+beforeAll(async () => {
+  cluster = await startCluster({ nodes: 1, cpus: 2, nodeTimeoutMs: TIMEOUT_MS, driverTimeoutMs: TIMEOUT_MS });
+  await init({ address: cluster.address, logToDriver: false });
+});
+
+afterAll(async () => {
+  await shutdown();
+  await cluster?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const nodeStates = async () => Object.entries(await cluster.redis.hgetall(keys.nodes)).map(([id, raw]) => `${id} ${JSON.parse(raw).state}`);
+
+test('when Redis is out of memory, results fail with ObjectStoreFullError, nothing is declared dead, and the cluster carries on once memory is freed', async () => {
+  const kept = await put(new Float64Array(1000).fill(3));
+  const counter = CounterActor.remote(5);
+  expect(await get(counter.incr.remote(1))).toBe(6);
+  const nodesBefore = await nodeStates();
+  // Both are running when Redis fills up; each makes a 2 MB result.
+  const task = slowFill.remote(1500, 256 * 1024, 1);
+  const call = counter.slowFill.remote(1500, 256 * 1024);
+  await sleep(500);
+  const used = Number(/used_memory:(\d+)/.exec(await cluster.redis.info('memory'))![1]);
+  // Below what Redis holds: every write that needs memory is refused from now on.
+  await cluster.redis.config('SET', 'maxmemory', String(used - 64 * 1024));
+  let outcomes: unknown[];
+  try {
+    outcomes = await Promise.all([get(task), get(call), get(square.options({ numCpus: 0.5 }).remote(3))].map((p) => p.catch((e: unknown) => e)));
+    // Longer than the node and driver timeouts: heartbeats still get through.
+    await sleep(3 * TIMEOUT_MS);
+  } finally {
+    await cluster.redis.config('SET', 'maxmemory', '0');
+  }
+  for (const e of outcomes) {
+    expect(e).toBeInstanceOf(ObjectStoreFullError);
+    expect((e as Error).message).toMatch(/object store is full.*maxmemory.*(Free objects|raise the limit)/s);
+  }
+  await sleep(TIMEOUT_MS);
+  expect(await nodeStates()).toEqual(nodesBefore);
+  // The driver was not declared dead (its objects would be freed), the actor not restarted (its count kept).
+  expect((await get(kept))[999]).toBe(3);
+  expect(await get(counter.incr.remote(1))).toBe(7);
+  // A task of a shape first submitted while Redis was full runs now.
+  expect(await get(square.options({ numCpus: 0.5 }).remote(4))).toBe(16);
+  expect((await get(slowFill.remote(0, 256 * 1024, 2)))[0]).toBe(2);
+});
