@@ -74,9 +74,15 @@ export class TaskCancelledError extends NodusError {
   override readonly code = 'TASK_CANCELLED';
 }
 
-/** The object is gone: its owner released it or died. */
+/** The object is gone: its owner released it or died, or its only copy was lost and could not be rebuilt. */
 export class ObjectLostError extends NodusError {
   override readonly code = 'OBJECT_LOST';
+  /** The id of the object that is gone. */
+  readonly objectId?: string;
+  constructor(message: string, options?: { cause?: unknown; objectId?: string }) {
+    super(message, options);
+    if (options?.objectId) this.objectId = options.objectId;
+  }
 }
 
 /** Redis, which holds the object store, is out of memory: free objects or raise its maxmemory. */
@@ -152,7 +158,7 @@ export function fromFailure(f: SerializedFailure): NodusError {
     case 'cancelled':
       return new TaskCancelledError(f.message);
     case 'lost':
-      return new ObjectLostError(f.message);
+      return new ObjectLostError(f.message, { objectId: typeof f.props?.objectId === 'string' ? f.props.objectId : undefined });
     case 'system':
       return new NodusError(f.message);
     case 'full':

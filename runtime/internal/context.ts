@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { isFeasible, largestNode } from '../../head/policy';
 import { ActorHandleBase, makeHandle } from '../actor';
-import { ConfigError, GetTimeoutError, cancelledFailure, NotInitializedError, ObjectLostError, ObjectStoreFullError, type SerializedFailure } from '../errors';
+import { ConfigError, GetTimeoutError, cancelledFailure, NotInitializedError, ObjectLostError, ObjectStoreFullError, toFailure, type SerializedFailure } from '../errors';
 import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
 import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options';
 import {
@@ -29,7 +29,7 @@ import {
 } from '../protocol';
 import { withCommands } from '../protocol/commands';
 import { setContext, type RuntimeContext } from './global';
-import { failureBytes, fromStored, newId, readStored, settleCall, storeError, toStoredForm, writeChunks, type CommandClient } from './object-store';
+import { failureBytes, fromStored, isFailure, newId, readStored, settleCall, storeError, toStoredForm, writeChunks, type CommandClient } from './object-store';
 import { Queues } from './queues';
 import { connect, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
@@ -67,6 +67,8 @@ interface PendingTask {
   cancelled: boolean;
   /** Queued in a bundle with other tasks: cancel cannot take its job off the queue. */
   bundled?: boolean;
+  /** Times it ran again after a lost argument was rebuilt. */
+  rebuilds?: number;
 }
 
 interface QueuedJob {
@@ -98,6 +100,8 @@ const NODES_TTL_MS = 1000;
 /** Bundles of tasks per CPU of the cluster, at least, when tasks are bundled; and the largest bundle. */
 const BUNDLE_PER_CPU = 4;
 const MAX_BUNDLE = 64;
+/** Times a task runs again after an argument it needed was lost and rebuilt. */
+const MAX_REBUILDS = 3;
 
 export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   readonly redis: CommandClient;
@@ -300,13 +304,21 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     if (p) await p.done.promise;
     const local = this.local.get(id);
     if (local) return local[0] === ValueTag.Error ? local : null;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
+    for (let delay = 1, rebuilds = 0; ; delay = Math.min(delay * 2, 100)) {
       if (this.closed) throw new NotInitializedError('runtime shut down');
       // The first byte tells a failure from a value without reading a large value.
       const [[, tag], [, exists]] = (await this.redis.multi().getrange(this.keys.value(id), 0, 0).exists(this.keys.meta(id)).exec()) as [[null, string], [null, number]];
       if (tag === String.fromCharCode(ValueTag.Error)) return readStored(this.redis, this.keys, id);
       if (tag) return null;
-      if (!exists) return failureBytes({ kind: 'lost', task: '?', name: 'ObjectLostError', message: lostMessage(id) });
+      if (!exists) {
+        // Lost: rebuilt first when this process made it and its lineage allows (then the task runs).
+        if (rebuilds++ < MAX_REBUILDS && this.resubmit(id)) {
+          await this.pending.get(id)?.done.promise;
+          continue;
+        }
+        const e = this.lineage.has(id) || this.puts.has(id) ? this.unrebuildable(id) : new ObjectLostError(lostMessage(id), { objectId: id });
+        return failureBytes(toFailure(e, 'lost', '?'));
+      }
       await sleep(delay);
     }
   }
@@ -485,6 +497,11 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   private onCompletion(id: string, inline: Buffer | null): void {
     const entry = this.pending.get(id);
     if (!entry) return; // a duplicate (a retried task), or not ours
+    if (inline && isFailure(inline) && !this.streams.has(id)) {
+      const after = this.afterLoss(id, entry, inline);
+      if (after === 'retry') return;
+      inline = after;
+    }
     this.pending.delete(id);
     const stream = this.streams.get(id);
     if (stream) stream.onDone(inline);
@@ -708,7 +725,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       if (!(await this.redis.exists(this.keys.meta(id)))) {
         // This process holds the ref, so the object was not freed: it was lost. Rebuild it if we can.
         if (this.counts.has(id)) return this.rebuild(ref, deadline, timeoutMs, of);
-        throw new ObjectLostError(lostMessage(id));
+        throw new ObjectLostError(lostMessage(id), { objectId: id });
       }
       if (Date.now() >= deadline) throw timeoutError(timeoutMs, of, undefined);
       if (this.closed) throw new NotInitializedError('the runtime was shut down while get() waited.');
@@ -721,19 +738,53 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
    * (lineage, as Ray does) when its maxRetries allows; a put() object has no lineage.
    */
   private async rebuild(ref: ObjectRef, deadline: number, timeoutMs: number | undefined, of: number): Promise<Buffer> {
-    const id = ref.id;
+    if (!this.resubmit(ref.id)) throw this.unrebuildable(ref.id);
+    return this.readBytes(ref, deadline, timeoutMs, of);
+  }
+
+  /** Runs again the task that made a lost object this process holds, when its lineage allows; false when not. */
+  private resubmit(id: string): boolean {
     const job = this.lineage.get(id);
-    if (!job || job.attempts <= 1) {
-      const what = job ? `the result of task ${job.name}, whose maxRetries of 0 does not allow running it again` : this.puts.has(id) ? 'stored with put(), which has no lineage to rebuild it from' : 'not made by this process';
-      throw new ObjectLostError(`Object ${id} is lost (its only copy is gone) and cannot be rebuilt: it was ${what}. Created by ${this.procId}.`);
-    }
+    if (!job || job.attempts <= 1 || !this.counts.has(id)) return false;
     if (!this.pending.has(id)) {
       const entry: PendingTask = { done: deferred(), name: job.name, shape: shapeKey(job.demand), args: [], enqueued: false, cancelled: false };
       this.pending.set(id, entry);
       this.creates.push(id);
       this.enqueue(entry, job);
     }
-    return this.readBytes(ref, deadline, timeoutMs, of);
+    return true;
+  }
+
+  private unrebuildable(id: string): ObjectLostError {
+    const job = this.lineage.get(id);
+    const why = job
+      ? `it was the result of task ${job.name}, whose maxRetries of 0 does not allow running it again. Created by ${this.procId}.`
+      : this.puts.has(id)
+        ? `it was stored with put(), which has no lineage to rebuild it from. Created by ${this.procId}.`
+        : 'only its owner, the process that made it, can rebuild it.';
+    return new ObjectLostError(`Object ${id} is lost (its only copy is gone) and cannot be rebuilt here: ${why}`, { objectId: id });
+  }
+
+  /**
+   * A task of this process failed because an argument was lost while it waited or ran. When this
+   * process made the argument and its lineage allows, the argument is rebuilt and the task runs again
+   * (as Ray does; at most MAX_REBUILDS times per task): 'retry'. Otherwise the failure to report, which
+   * names the object and why it could not be rebuilt when this process made it.
+   */
+  private afterLoss(id: string, entry: PendingTask, bytes: Buffer): 'retry' | Buffer {
+    const f = decode<SerializedFailure>(bytes.subarray(1));
+    const lost = f.kind === 'lost' ? f.props?.objectId : undefined;
+    if (typeof lost !== 'string' || !(this.lineage.has(lost) || this.puts.has(lost))) return bytes;
+    const job = this.lineage.get(id);
+    if (job && !entry.cancelled && (entry.rebuilds ?? 0) < MAX_REBUILDS && this.resubmit(lost)) {
+      entry.rebuilds = (entry.rebuilds ?? 0) + 1;
+      // The failure the worker stored must not reach a borrower meanwhile.
+      void this.redis.del(this.keys.value(id)).catch(() => undefined);
+      void this.enqueueWhenReady(entry, job, [lost]);
+      return 'retry';
+    }
+    const e = this.unrebuildable(lost);
+    return failureBytes({ ...toFailure(e, 'lost', entry.name), message: `${entry.name} could not read an argument: ${e.message}` });
   }
 
   /** Resolves when `numReturns` refs are ready or the timeout passes; keeps the input order in both lists. */

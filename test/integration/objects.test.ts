@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { ObjectLostError, ObjectRef, get, init, put, shutdown, type Ref } from '../../runtime';
 import { Keys } from '../../runtime/protocol';
 import { collectGarbage, eventually, startCluster, type TestCluster } from '../helpers/cluster';
-import { countedFill, echo, fill, makeRefInside, square } from '../fixtures/tasks';
+import { countedFill, echo, fill, makeRefInside, sleep as sleepTask, square, sumArray } from '../fixtures/tasks';
 
 let cluster: TestCluster;
 const keys = new Keys();
@@ -137,5 +137,36 @@ describe('lost objects', () => {
     const put1 = await put(new Float64Array(30_000));
     await cluster.redis.del(keys.value(put1.id), keys.meta(put1.id));
     await expect(get(put1)).rejects.toThrow(/Object .* is lost .* stored with put\(\), which has no lineage.*Created by driver-/);
+  });
+
+  test('a task whose argument was lost runs once the task that made the argument has rebuilt it', async () => {
+    const file = join(cluster.dir, 'lineage-arg.txt');
+    const runs = () => readFileSync(file, 'utf8').trim().split('\n').length;
+    const a = countedFill.remote(file, 30_000, 2);
+    await get(a);
+    // Lost before the task that needs it is submitted: the submitter rebuilds it first.
+    await cluster.redis.del(keys.value(a.id), keys.meta(a.id));
+    expect((await get(sumArray.remote(a))).sum).toBe(60_000);
+    expect(runs()).toBe(2);
+    // Lost while that task waits in the queue (both CPUs busy): its worker finds it gone, the owner rebuilds it and the task runs again.
+    const blockers = [sleepTask.remote(1500), sleepTask.remote(1500)];
+    await new Promise((r) => setTimeout(r, 300));
+    const b = sumArray.remote(a);
+    await new Promise((r) => setTimeout(r, 300));
+    await cluster.redis.del(keys.value(a.id), keys.meta(a.id));
+    expect((await get(b)).sum).toBe(60_000);
+    expect(runs()).toBe(3);
+    await get(blockers);
+    // An argument that cannot be rebuilt (put() has no lineage): the task fails naming it and its creator.
+    const p = await put(new Float64Array(30_000).fill(1));
+    const blocker = [sleepTask.remote(1000), sleepTask.remote(1000)];
+    await new Promise((r) => setTimeout(r, 300));
+    const c = sumArray.remote(p);
+    await new Promise((r) => setTimeout(r, 300));
+    await cluster.redis.del(keys.value(p.id), keys.meta(p.id));
+    const err = await get(c).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ObjectLostError);
+    expect((err as Error).message).toMatch(new RegExp(`sumArray could not read an argument: Object ${p.id} is lost .*stored with put\\(\\).*Created by driver-`));
+    await get(blocker);
   });
 });
