@@ -3,12 +3,13 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { NodusError } from '../runtime/errors';
 import { freePort, portInUse, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
 import { addToSession, clearSession, readSession, sessionDir } from '../runtime/internal/session';
 import { redact } from '../runtime/internal/redis';
+import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
 
@@ -58,10 +59,11 @@ program
   .option('--redis-url <url>', 'use this running Redis instead of starting one')
   .option('--bind <address>', 'address the Redis listens on; anything but loopback requires a password (one is generated if not given)', '127.0.0.1')
   .option('--password <password>', 'password of the Redis the head starts (default: none on loopback, generated otherwise)')
+  .option('--tls', "the head's Redis serves TLS only (rediss://), with a certificate authority made here (openssl); clients trust it through NODUS_TLS_CA")
   .option('--no-persistence', "run the head's Redis without append-only persistence (a Redis restart then loses queued tasks and objects)")
   .option('--node-timeout-ms <ms>', 'a node silent this long is marked dead', int)
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
-  .action(async (o: { port: number; numCpus?: number; numGpus?: number; resources?: Record<string, number>; redisUrl?: string; nodeTimeoutMs?: number; block?: boolean; bind: string; password?: string; persistence: boolean }) => {
+  .action(async (o: { port: number; numCpus?: number; numGpus?: number; resources?: Record<string, number>; redisUrl?: string; nodeTimeoutMs?: number; block?: boolean; bind: string; password?: string; persistence: boolean; tls?: boolean }) => {
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
     const dir = sessionDir();
     const started: StartedProcess[] = [];
@@ -83,7 +85,14 @@ program
           writeFileSync(file, `${password}\n`, { mode: 0o600 });
           console.log(`Redis listens on ${o.bind}, so it has a password (saved, readable only by you, in ${file}):\n  ${password}`);
         }
-        const redis = await startRedisServer({ port: o.port, dir, detached: !o.block, bind: o.bind, password, persistence: o.persistence });
+        let tls: ReturnType<typeof makeTlsFiles> | undefined;
+        if (o.tls) {
+          tls = makeTlsFiles(join(dir, 'tls'));
+          // The head, agents and their workers started from here trust it too.
+          process.env.NODUS_TLS_CA = tls.ca;
+          console.log(`Redis serves TLS only; clients trust its certificate authority, ${tls.ca}: copy it to other machines and set NODUS_TLS_CA=<that file> (or worker join --tls-ca <file>).`);
+        }
+        const redis = await startRedisServer({ port: o.port, dir, detached: !o.block, bind: o.bind, password, persistence: o.persistence, tls });
         address = redis.address;
         started.push(redis);
         session.push({ role: 'redis', pid: redis.pid, address, startedAt: Date.now() });
@@ -121,9 +130,11 @@ worker
   .option('--num-cpus <n>', 'CPUs this node offers to tasks', int)
   .option('--num-gpus <n>', 'GPUs this node offers to tasks', int)
   .option('--resources <json>', `custom resources, e.g. '{"accel": 2}'`, json)
+  .option('--tls-ca <file>', 'for a rediss:// head with its own certificate authority: the CA file `nodus start --tls` made (default: NODUS_TLS_CA)')
   .option('--block', 'stay in the foreground; Ctrl-C stops this node')
-  .action(async (o: { address?: string; numCpus?: number; numGpus?: number; resources?: Record<string, number>; block?: boolean }) => {
+  .action(async (o: { address?: string; numCpus?: number; numGpus?: number; resources?: Record<string, number>; block?: boolean; tlsCa?: string }) => {
     const address = clusterAddress(o.address);
+    if (o.tlsCa) process.env.NODUS_TLS_CA = resolve(o.tlsCa);
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
     const logFile = join(sessionDir(), `agent-${Date.now()}.log`);
     const agent = await spawnAgent({ address, attached: false, logFile, resources });

@@ -6,6 +6,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { ClusterError } from '../errors';
 import type { Resources } from '../protocol';
 import { connect, waitForRedis } from './redis';
+import type { TlsFiles } from './tls';
 
 /** The exact command that installs Redis, for error messages. */
 export const REDIS_INSTALL_HINT =
@@ -79,6 +80,8 @@ export interface RedisServerOptions {
   password?: string;
   /** Append-only file, fsync'd every second: queued tasks and objects survive a Redis restart. @default false */
   persistence?: boolean;
+  /** Serve TLS only (rediss://) with these files; clients then need the CA (NODUS_TLS_CA). */
+  tls?: TlsFiles;
 }
 
 export interface StartedProcess {
@@ -91,16 +94,18 @@ export async function startRedisServer(o: RedisServerOptions): Promise<StartedPr
   const bin = findRedisServer();
   mkdirSync(o.dir, { recursive: true });
   const bind = o.bind ?? '127.0.0.1';
-  const args = ['--port', String(o.port), '--bind', ...bind.split(' '), '--dir', o.dir, '--save', '', '--loglevel', 'warning'];
+  const args = ['--port', String(o.tls ? 0 : o.port), '--bind', ...bind.split(' '), '--dir', o.dir, '--save', '', '--loglevel', 'warning'];
+  // TLS only: no plain port. Clients authenticate with the password; the CA proves the server to them.
+  if (o.tls) args.push('--tls-port', String(o.port), '--tls-cert-file', o.tls.cert, '--tls-key-file', o.tls.key, '--tls-ca-cert-file', o.tls.ca, '--tls-auth-clients', 'no');
   args.push('--appendonly', o.persistence ? 'yes' : 'no', '--appendfsync', 'everysec', '--appendfilename', `nodus-${o.port}.aof`, '--appenddirname', `appendonly-${o.port}`);
   if (o.password) args.push('--requirepass', o.password);
   const log = openSync(join(o.dir, `redis-${o.port}.log`), 'a');
   const child = spawn(bin, args, { detached: o.detached, stdio: ['ignore', log, log] });
   const first = bind.split(' ')[0];
   const host = first === '0.0.0.0' || first === '::' ? '127.0.0.1' : first;
-  const address = `redis://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}${host}:${o.port}`;
+  const address = `${o.tls ? 'rediss' : 'redis'}://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}${host}:${o.port}`;
   const exited = new Promise<never>((_, rej) => child.once('exit', (code) => rej(new ClusterError(`redis-server exited at start (code ${code}); see ${join(o.dir, `redis-${o.port}.log`)}.`))));
-  const probe = connect(address, { name: 'nodus:probe' });
+  const probe = connect(address, { name: 'nodus:probe', ca: o.tls?.ca });
   probe.on('error', () => undefined);
   try {
     await Promise.race([waitForRedis(probe, address, 10_000), exited]);

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { ClusterError, get, getActor, init, kill, put, shutdown } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
 import { freePort, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
+import { makeTlsFiles, type TlsFiles } from '../../runtime/internal/tls';
 import { Keys } from '../../runtime/protocol';
 import { eventually, processAlive, startCluster } from '../helpers/cluster';
 import { CounterActor, type Counter } from '../fixtures/actors';
@@ -25,9 +26,9 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function cluster(opts: { password?: string; persistence?: boolean; port?: number; driverTimeoutMs?: number; resources?: Record<string, number> } = {}) {
+async function cluster(opts: { password?: string; persistence?: boolean; port?: number; driverTimeoutMs?: number; resources?: Record<string, number>; tls?: TlsFiles } = {}) {
   const port = opts.port ?? (await freePort());
-  const redis = await startRedisServer({ port, dir, detached: false, password: opts.password, persistence: opts.persistence });
+  const redis = await startRedisServer({ port, dir, detached: false, password: opts.password, persistence: opts.persistence, tls: opts.tls });
   procs.push(redis);
   const head = await spawnHead({ address: redis.address, attached: true, logFile: join(dir, 'head.log'), driverTimeoutMs: opts.driverTimeoutMs });
   procs.push(head);
@@ -53,6 +54,33 @@ describe('cluster security', () => {
     await expect(raw.get(new Keys().value(secret.id))).rejects.toThrow(/NOAUTH/);
     await expect(raw.rpush('nodus:q:task.CPU1:wait', 'x')).rejects.toThrow(/NOAUTH/);
     raw.disconnect();
+  });
+
+  test('with TLS the cluster runs over rediss:// only, and a client must trust its certificate authority', async () => {
+    const tls = makeTlsFiles(join(dir, 'tls'), ['127.0.0.1']);
+    // The head, the agent and its workers inherit it, as they do from `nodus start --tls`.
+    process.env.NODUS_TLS_CA = tls.ca;
+    try {
+      const c = await cluster({ password: 'correct-horse', tls });
+      expect(c.address).toBe(`rediss://:correct-horse@127.0.0.1:${c.port}`);
+      await init({ address: c.address, logToDriver: false });
+      const secret = await put('sent encrypted');
+      expect(await get(square.remote(7))).toBe(49);
+      expect(await get(secret)).toBe('sent encrypted');
+      await shutdown();
+      // No plain-text port: a redis:// client, even with the password, gets no answer.
+      const plain = new Redis(`redis://:correct-horse@127.0.0.1:${c.port}`, { enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      plain.on('error', () => undefined);
+      await expect(plain.get(new Keys().value(secret.id))).rejects.toThrow();
+      plain.disconnect();
+      // A client that does not trust the cluster's CA is told what to set.
+      delete process.env.NODUS_TLS_CA;
+      const err = await init({ address: c.address, logToDriver: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ClusterError);
+      expect((err as Error).message).toMatch(/uses TLS, and its certificate is not trusted here.*NODUS_TLS_CA/);
+    } finally {
+      delete process.env.NODUS_TLS_CA;
+    }
   });
 });
 
