@@ -1,4 +1,4 @@
-/** @module Set-up step of `npm start` and `npm test`: make sure redis-server is installed, installing it where we can. */
+/** @module Set-up step of `npm start` and `npm test`: make sure redis-server (and openssl, for TLS) is installed, installing it where we can. */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { findRedisServer, REDIS_INSTALL_HINT } from '../runtime/internal/launcher';
 
@@ -6,7 +6,19 @@ function has(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** openssl makes the certificates of `nodus start --tls` (and of its test): installed where we can, not required. */
+function ensureOpenssl(): void {
+  if (has('openssl') || process.getuid?.() !== 0 || !has('apt-get')) return;
+  console.log("nodus: installing Debian's openssl package with apt-get (TLS certificates for `nodus start --tls`)...");
+  try {
+    execFileSync('apt-get', ['install', '-y', '-qq', 'openssl'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } catch (err) {
+    console.error(`nodus: installing openssl failed (${(err as Error).message}); only --tls needs it.`);
+  }
+}
+
 function main(): number {
+  ensureOpenssl();
   try {
     findRedisServer();
     return 0;
