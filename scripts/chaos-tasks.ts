@@ -37,9 +37,9 @@ export class Receiver {
   }
 }
 /**
- * Actors need an `actorSlot`, which the partitioned node does not offer: an actor process cut off from
- * Redis can still hold a blocked take on its mailbox and swallow a call when the link comes back
- * (a known gap, see the README's failure table), which this suite does not exercise yet.
+ * Actors need an `actorSlot`, which every node of the suite offers, the partitioned one included: an
+ * actor process cut off from Redis can still hold a blocked take on its mailbox and swallow a call
+ * when the link comes back; the actor's next process settles such calls (see the README's failure table).
  */
 /** At least once: a call cut short by a crash runs again. */
 export const ReceiverActor = remote(Receiver, { maxRestarts: -1, maxTaskRetries: -1, resources: { actorSlot: 1 } });

@@ -118,7 +118,7 @@ async function main(): Promise<void> {
   let partitioned: { before: string; after?: string } | undefined;
   if (partition) {
     const nsAddress = address.replace('127.0.0.1', partition.hostIp);
-    const a = await spawnAgent({ address: nsAddress, attached: true, logFile: join(dir, 'agent-netns.log'), resources: { CPU: 2 }, wrap: ['ip', 'netns', 'exec', partition.ns] });
+    const a = await spawnAgent({ address: nsAddress, attached: true, logFile: join(dir, 'agent-netns.log'), resources: { CPU: 2, actorSlot: 100 }, wrap: ['ip', 'netns', 'exec', partition.ns] });
     agents.push(a);
     partitioned = { before: a.nodeId };
   }
