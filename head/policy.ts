@@ -17,6 +17,13 @@ export function take(free: Resources, demand: Resources): Resources {
   return out;
 }
 
+/** Takes a demand back that was lent out meanwhile: free resources may go below zero until work ends. */
+export function reclaim(free: Resources, demand: Resources): Resources {
+  const out = { ...free };
+  for (const [k, v] of Object.entries(demand)) if (v > 0) out[k] = round((out[k] ?? 0) - v);
+  return out;
+}
+
 /** Gives a demand back to free resources, never above the node's total. */
 export function give(free: Resources, demand: Resources, total: Resources): Resources {
   const out = { ...free };

@@ -16,8 +16,8 @@ export const chaosSquare = remote({ maxRetries: -1 }, async function chaosSquare
   return x * x;
 });
 
-/** A task that submits a task and waits for it. It holds no CPU while it waits: a waiting task keeps no worker from its children (Ray frees a blocked task's CPU; nodus does not yet). */
-export const chaosNested = remote({ maxRetries: -1, numCpus: 0 }, async function chaosNested(x: number) {
+/** A task that submits a task and waits for it, with a CPU of its own, which it lends to other work while it waits. */
+export const chaosNested = remote({ maxRetries: -1 }, async function chaosNested(x: number) {
   return (await get(chaosSquare.remote(x))) + 1;
 });
 

@@ -13,12 +13,18 @@ export interface Lease {
   token: string;
 }
 
-export type AgentToWorker = { t: 'lease'; lease: Lease } | { t: 'exit' };
+export type AgentToWorker =
+  | { t: 'lease'; lease: Lease }
+  /** End the lease after the task that runs now: the node lent its CPU while it waited and is over its total. */
+  | { t: 'yield' }
+  | { t: 'exit' };
 
 export type WorkerToAgent =
   | { t: 'ready'; pid: number }
   | { t: 'log'; stream: 'stdout' | 'stderr'; text: string }
   /** The worker began a task: task `index` of job `job` (the first of the lease the agent knows of). */
   | { t: 'start'; id: string; job: string; index: number; owner: string; name: string }
+  /** The task started or stopped waiting in get()/wait(): its CPU can run other work meanwhile. */
+  | { t: 'blocked'; blocked: boolean }
   /** The lease is over: the queue was empty, or the worker could not go on (reason). */
   | { t: 'done'; reason?: string };

@@ -4,7 +4,7 @@ import { cpus as osCpus, hostname } from 'node:os';
 import { Worker as BullWorker, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { dispatchOrder, fits, give, take } from '../head/policy';
+import { dispatchOrder, fits, give, reclaim, take } from '../head/policy';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { settleBundle } from '../head/recovery';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
@@ -247,7 +247,9 @@ export class NodeAgent {
             this.o.logger.debug({ err: String(err) }, 'fetch failed');
           }
           if (!job) break;
-          this.free = take(this.free, shape.demand);
+          // A waiting task can take its lent CPU back while the fetch is under way: then the node runs
+          // over its total for a moment, as after any reclaim, and takes nothing more until it is back.
+          this.free = fits(shape.demand, this.free) ? take(this.free, shape.demand) : reclaim(this.free, shape.demand);
           took = true;
           if (shape.actor) void this.hostActor(shape, job as unknown as Job<ActorJob>, token);
           else void this.runLease(shape, job, token);
@@ -267,6 +269,22 @@ export class NodeAgent {
   private async runLease(shape: Shape, job: Job<TaskJob>, token: string): Promise<void> {
     const worker = this.pool.acquire();
     let run: Running | undefined;
+    // A task waiting in get()/wait() lends its CPU to other work, as Ray does (a task that waits on the
+    // tasks it submitted would otherwise deadlock a full node); it takes it back when it goes on, and if
+    // the node is then over its total, the lease ends after that task.
+    const cpu = shape.demand.CPU ?? 0;
+    let lent = 0;
+    const onBlocked = (blocked: boolean) => {
+      if (blocked && !lent && cpu > 0) {
+        lent = cpu;
+        this.free = give(this.free, { CPU: cpu }, this.total);
+        this.wake();
+      } else if (!blocked && lent) {
+        this.free = reclaim(this.free, { CPU: lent });
+        lent = 0;
+        if ((this.free.CPU ?? 0) < 0) worker.send({ t: 'yield' });
+      }
+    };
     const onStart = (t: TaskStart) => {
       if (run) this.running.delete(run.id);
       run = { id: t.id, jobId: t.job, index: t.index, token, shape, worker, job: t.job === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
@@ -276,7 +294,7 @@ export class NodeAgent {
     try {
       const data = job.data as TaskJob | undefined;
       const first = { id: typeof data?.id === 'string' ? data.id : job.id!, job: job.id!, index: 0, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') };
-      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, first, onStart);
+      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, first, onStart, onBlocked);
       if (reason) this.o.logger.warn({ queue: shape.key, reason }, 'lease ended early');
       this.pool.release(worker);
     } catch (err) {
@@ -284,7 +302,7 @@ export class NodeAgent {
       else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
     } finally {
       if (run) this.running.delete(run.id);
-      this.free = give(this.free, shape.demand, this.total);
+      this.free = give(this.free, lent ? { ...shape.demand, CPU: cpu - lent } : shape.demand, this.total);
       this.wake();
     }
   }

@@ -107,6 +107,7 @@ async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer 
   try {
     const fn = await loadFunction(job.fn);
     const args = await loadArgs(ctx, job.args !== null ? Buffer.from(job.args, 'base64') : null, job.argsRef);
+    ctx.onBlocked = reportBlocked;
     let result = fn(...args);
     if (isAsyncIterator(result)) {
       // A generator task streams its items to the caller; its own result is the item count.
@@ -117,10 +118,15 @@ async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer 
     return { value: failureBytes(failureOf(err, job.fn.name)), chunks: 0, inner: [] };
   } finally {
     ctx.current = {};
+    ctx.onBlocked = undefined;
   }
 }
 
 const taskQueues = new Map<string, TaskQueue>();
+/** The agent asked this lease to end after the task that runs now (see the 'yield' message). */
+let yieldLease = false;
+/** Tells the agent when a task's function waits in get()/wait(), so that its CPU runs other work meanwhile. */
+const reportBlocked = (blocked: boolean) => send({ t: 'blocked', blocked });
 
 /**
  * The connection a worker reports on and completes jobs with. Not auto-pipelined: ioredis holds back an
@@ -147,6 +153,7 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
   if (!q) taskQueues.set(lease.queue, (q = new TaskQueue(lease.queue, reporter(), ctx.keys.bullPrefix)));
   const { token } = lease;
   let job: Job<TaskJob> | undefined = q.adopt(lease.job, token);
+  yieldLease = false;
   let reason: string | undefined;
   try {
     for (let firstJob = true; job; firstJob = false) {
@@ -161,7 +168,7 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
         }
       } else reports = await runJob(ctx, lease.queue, job, token, firstJob);
       // Sent together: one round trip completes the last task and the job, and takes the next job.
-      const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, true)]);
+      const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, !yieldLease)]);
       if (done.includes(-1)) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
       job = next;
     }
@@ -363,6 +370,7 @@ async function main(): Promise<void> {
   let queue = Promise.resolve();
   process.on('message', (m: AgentToWorker) => {
     if (m.t === 'lease') queue = queue.then(() => runLease(ctx, m.lease));
+    else if (m.t === 'yield') yieldLease = true;
     else if (m.t === 'exit') void ctx.shutdown().finally(() => process.exit(0));
   });
   // The agent is gone (killed): nothing more to do here.

@@ -102,6 +102,8 @@ const BUNDLE_PER_CPU = 4;
 const MAX_BUNDLE = 64;
 /** Times a task runs again after an argument it needed was lost and rebuilt. */
 const MAX_REBUILDS = 3;
+/** A task's get() or wait() that has not returned after this long lends the task's CPU (see onBlocked). */
+const BLOCKED_AFTER_MS = 10;
 
 export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   readonly redis: CommandClient;
@@ -112,6 +114,12 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   ownerId: string;
   /** Set by a worker process while a task runs, for getRuntimeContext(). */
   current: { taskId?: string; nodeId?: string } = {};
+  /**
+   * Set by a worker process while a task's function runs: told when the task starts and stops waiting
+   * in get() or wait(), so that its node lends the task's CPU to other work meanwhile (as Ray does).
+   */
+  onBlocked: ((blocked: boolean) => void) | undefined;
+  private waiting = 0;
 
   private blocking: Redis | undefined;
   private sub: Redis | undefined;
@@ -692,6 +700,27 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
 
   /** get(ref) or get([refs]): waits for values; throws the task's error, GetTimeoutError or ObjectLostError. */
   async get(input: unknown, timeoutMs: number | undefined): Promise<unknown> {
+    return this.blocked(this.getValues(input, timeoutMs));
+  }
+
+  /** Reports a wait of a running task that lasts more than BLOCKED_AFTER_MS (see onBlocked). */
+  private async blocked<T>(work: Promise<T>): Promise<T> {
+    const hook = this.onBlocked;
+    if (!hook) return work;
+    let told = false;
+    const timer = setTimeout(() => {
+      told = true;
+      if (this.waiting++ === 0) hook(true);
+    }, BLOCKED_AFTER_MS);
+    try {
+      return await work;
+    } finally {
+      clearTimeout(timer);
+      if (told && --this.waiting === 0) hook(false);
+    }
+  }
+
+  private async getValues(input: unknown, timeoutMs: number | undefined): Promise<unknown> {
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     if (Array.isArray(input)) {
       input.forEach((r, i) => checkRef(r, `get([...]) element ${i}`));
@@ -788,7 +817,11 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   }
 
   /** Resolves when `numReturns` refs are ready or the timeout passes; keeps the input order in both lists. */
-  async wait(refs: ObjectRef[], numReturns: number, timeoutMs: number | undefined): Promise<[ObjectRef[], ObjectRef[]]> {
+  wait(refs: ObjectRef[], numReturns: number, timeoutMs: number | undefined): Promise<[ObjectRef[], ObjectRef[]]> {
+    return this.blocked(this.waitFor(refs, numReturns, timeoutMs));
+  }
+
+  private async waitFor(refs: ObjectRef[], numReturns: number, timeoutMs: number | undefined): Promise<[ObjectRef[], ObjectRef[]]> {
     refs.forEach((r, i) => checkRef(r, `wait() element ${i}`));
     const ready = new Set<string>();
     let stop = false;

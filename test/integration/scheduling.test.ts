@@ -1,7 +1,7 @@
 import { get, wait } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
 import { eventually, useCluster } from '../helpers/cluster';
-import { huge, interval, needsAccel, whereAmI } from '../fixtures/tasks';
+import { huge, interval, needsAccel, nestedSquare, whereAmI } from '../fixtures/tasks';
 
 const cluster = useCluster({ nodeResources: [{ CPU: 2 }, { CPU: 2, accel: 1 }] });
 
@@ -22,6 +22,13 @@ describe('resource-aware scheduling', () => {
       list.sort((a, b) => a.start - b.start);
       for (let i = 1; i < list.length; i++) expect(list[i].start).toBeGreaterThanOrEqual(list[i - 1].end);
     }
+  });
+
+  test('a task waiting in get() lends its CPUs: tasks that fill every node and wait on tasks they submit finish', async () => {
+    // Each takes a whole 2-CPU node, then waits for a 1-CPU task of its own: without lending, none could run.
+    const wide = nestedSquare.options({ numCpus: 2 });
+    expect(await get([1, 2, 3, 4].map((x) => wide.remote(x)), { timeout: 30_000 })).toEqual([1, 4, 9, 16]);
+    await eventually(async () => (await readClusterStatus(cluster.address)).nodes.every((n) => n.state !== 'alive' || n.free.CPU === n.total.CPU), 'every CPU is free again');
   });
 
   test('options({ resources }) routes a call to the node that has them', async () => {

@@ -1,4 +1,4 @@
-import { dispatchOrder, fits, give, isFeasible, largestNode, take } from '../../head/policy';
+import { dispatchOrder, fits, give, isFeasible, largestNode, reclaim, take } from '../../head/policy';
 import { shapeKey } from '../../runtime/protocol';
 
 describe('scheduling policy', () => {
@@ -19,6 +19,17 @@ describe('scheduling policy', () => {
     free = give(free, { CPU: 1 }, total);
     free = give(free, { CPU: 5 }, total);
     expect(free).toEqual({ CPU: 2, GPU: 0 });
+  });
+
+  test('a CPU lent by a waiting task is reclaimed even when that takes the node below zero, and nothing fits until it is back', () => {
+    const total = { CPU: 2 };
+    let free = take(total, { CPU: 2 });
+    free = give(free, { CPU: 2 }, total); // the task waits in get(): its CPUs are lent
+    free = take(free, { CPU: 1 }); // a subtask runs on them
+    free = reclaim(free, { CPU: 2 }); // the task goes on before the subtask ends
+    expect(free).toEqual({ CPU: -1 });
+    expect(fits({ CPU: 1 }, free)).toBe(false);
+    expect(give(free, { CPU: 1 }, total)).toEqual({ CPU: 0 });
   });
 
   test('fractions do not drift', () => {
