@@ -5,8 +5,8 @@ import { Worker as BullWorker, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { dispatchOrder, fits, give, reclaim, take } from '../head/policy';
-import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
-import { settleBundle } from '../head/recovery';
+import { cancelledFailure } from '../runtime/errors';
+import { crashFailure, settleBundle } from '../head/recovery';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
@@ -353,15 +353,7 @@ export class NodeAgent {
       await job.moveToFailed(new Error(`worker died: ${exit.message}`), token, false);
       return;
     }
-    const failure: SerializedFailure = {
-      kind: 'crash',
-      task: data.fn.name,
-      name: 'WorkerCrashedError',
-      message:
-        `The worker process running ${data.fn.name} died (${exit.message}; last ${where}) ${crashes} time${crashes > 1 ? 's' : ''}, ` +
-        `and maxRetries is ${data.maxRetries}. Look at the task's output above for the cause (out of memory? process.exit()?), ` +
-        'or raise maxRetries with .options({ maxRetries: n }).',
-    };
+    const failure = crashFailure(data, `The worker process running ${data.fn.name} died (${exit.message}; last ${where}) ${crashes} time${crashes > 1 ? 's' : ''}`);
     await this.complete(run, job, failureBytes(failure));
     await job.moveToCompleted(null, token, false);
   }
