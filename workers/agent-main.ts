@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     headNode: !!args['head-node'],
     logger,
     heartbeatMs: process.env.NODUS_HEARTBEAT_MS ? Number(process.env.NODUS_HEARTBEAT_MS) : undefined,
+    lockDurationMs: process.env.NODUS_LOCK_MS ? Number(process.env.NODUS_LOCK_MS) : undefined,
   });
   const stop = async () => {
     await agent.stop().catch((err) => logger.error({ err: String(err) }, 'unclean stop'));

@@ -396,11 +396,7 @@ export class NodeAgent {
     const byShape = new Map<Shape, Running[]>();
     for (const r of this.running.values()) byShape.set(r.shape, [...(byShape.get(r.shape) ?? []), r]);
     for (const [shape, runs] of byShape) {
-      await shape.worker.extendJobLocks(
-        runs.map((r) => r.jobId),
-        runs.map((r) => r.token),
-        durationMs,
-      );
+      await this.redis.nodusExtendLocks(`${this.keys.bullPrefix}:${shape.key}`, durationMs, ...runs.flatMap((r) => [r.jobId, r.token]));
     }
   }
 

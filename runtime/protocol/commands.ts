@@ -26,6 +26,7 @@ export interface ObjectCommands {
   nodusStreamItem(...args: Arg[]): Promise<number>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
   nodusControl(...args: Arg[]): Promise<number>;
+  nodusExtendLocks(...args: Arg[]): Promise<number>;
   /** nodusComplete that runs when Redis is out of memory: only for failures (small), see RESERVED. */
   nodusCompleteReserved(...args: Arg[]): Promise<number>;
   /** nodusActorDone that runs when Redis is out of memory: only for failures (small), see RESERVED. */
@@ -45,12 +46,13 @@ const NAMES: Record<string, string> = {
   'stream-item': 'nodusStreamItem',
   'node-beat': 'nodusNodeBeat',
   control: 'nodusControl',
+  'extend-locks': 'nodusExtendLocks',
 };
 
 /**
  * Redis out of memory (over maxmemory, no eviction) refuses every script that may write. So that a full
  * object store fails the writes that fill it (put, results, submissions) and nothing else, control writes
- * run with the allow-oom flag: heartbeats and the notes that end a wait (control), reference drops and
+ * run with the allow-oom flag: heartbeats and the notes that end a wait (control), job lock extensions, reference drops and
  * process ends (which are how memory gets freed), actor ends — those files start with the flag — and
  * these variants, which settle a call with ObjectStoreFullError when its result was refused. Each
  * writes a small, bounded amount, so Redis goes over maxmemory by little.
