@@ -176,7 +176,8 @@ export class NodeAgent {
       pid: process.pid,
       state: 'alive',
       total: this.total,
-      free: this.free,
+      // Below zero for a moment after a waiting task takes its lent CPU back: none is free then.
+      free: Object.fromEntries(Object.entries(this.free).map(([k, v]) => [k, Math.max(0, v)])),
       workers: (this.pool?.all.size ?? 0) + (this.actorHost?.processes ?? 0),
       running: this.running.size,
       startedAt: this.startedAt,
