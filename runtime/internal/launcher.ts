@@ -161,7 +161,9 @@ async function forkReady(script: string, args: string[], o: NodeProcessOptions, 
     });
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      rej(new ClusterError(`${script} exited at start (${signal ?? `code ${code}`})${o.logFile ? `; see ${o.logFile}` : ''}.`));
+      // Its last words (why it failed to start) are the last line of its log.
+      const why = o.logFile ? (readFileSync(o.logFile, 'utf8').trim().split('\n').pop() ?? '') : '';
+      rej(new ClusterError(`${script} exited at start (${signal ?? `code ${code}`})${why ? `: ${why}` : '.'}${o.logFile ? ` (log: ${o.logFile})` : ''}`));
     });
   });
   child.removeAllListeners('exit');

@@ -77,7 +77,7 @@ export async function waitForRedis(redis: Redis, address: string, timeoutMs = 10
   if (TLS_REFUSED.test(String(lastError))) {
     throw new ClusterError(
       `The cluster's Redis at ${redact(address)} uses TLS, and its certificate is not trusted here (${(lastError as Error).message}). ` +
-        'Set NODUS_TLS_CA to the CA file of that cluster: `nodus start --tls` printed it (tls/ca.crt in its session folder); copy it to this machine.',
+        'Set NODUS_TLS_CA (or give `worker join --tls-ca`) to the CA file of that cluster: `nodus start --tls` printed it (tls/ca.crt in its session folder); copy it to this machine.',
       { cause: lastError },
     );
   }
