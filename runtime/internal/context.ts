@@ -395,7 +395,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
       );
     }
     for (const [actorId, calls] of actorCalls) work.push(this.pushCalls(actorId, calls));
-    for (const [inbox, note] of notes) work.push(this.redis.rpush(inbox, note));
+    // Control notes (stream credits and stops): small, and they get through when Redis is out of memory.
+    for (const [inbox, note] of notes) work.push(this.redis.nodusControl('l', inbox, note));
     for (const part of slices(refOps)) work.push(this.redis.nodusRefs(this.keys.prefix, this.procId, ...part));
     try {
       await Promise.all(work);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ObjectStoreFullError, get, init, put, shutdown } from '../../runtime';
 import { Keys } from '../../runtime/protocol';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { CounterActor } from '../fixtures/actors';
+import { CounterActor, slowTokens } from '../fixtures/actors';
 import { countedSleep, slowFill, square } from '../fixtures/tasks';
 
 // Short timeouts, so that heartbeats refused for longer than them would get nodes and drivers declared
@@ -79,4 +79,23 @@ test('a task that runs through a spell of Redis out of memory longer than its jo
   await new Promise((r) => setTimeout(r, 3 * LOCK_MS));
   expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
   expect(await get(square.remote(5))).toBe(25);
+});
+
+test('a generator whose items Redis refuses ends its stream with ObjectStoreFullError after the items it could send', async () => {
+  const seen: number[] = [];
+  let err: unknown;
+  let undo: (() => Promise<void>) | undefined;
+  try {
+    for await (const ref of slowTokens.remote(50, 100)) {
+      seen.push(await get(ref));
+      if (seen.length === 3) undo = await fillUp();
+    }
+  } catch (e) {
+    err = e;
+  } finally {
+    await undo?.();
+  }
+  expect(err).toBeInstanceOf(ObjectStoreFullError);
+  expect(seen.slice(0, 3)).toEqual([0, 1, 2]);
+  expect(seen.length).toBeLessThan(50);
 });
