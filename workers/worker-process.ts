@@ -332,9 +332,7 @@ async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: st
     (reserved ? reports.nodusActorDoneReservedBuffer : reports.nodusActorDoneBuffer).call(reports, ctx.keys.prefix, actorId, raw, id, ctx.keys.inbox(caller), value, note, chunks, fetch, workerId, ...inner);
   const taken = report(out.value ?? '', note, out.chunks, out.inner, false).catch((err) => {
     // Redis out of memory refused the result: the call ends with ObjectStoreFullError (see settleFull).
-    const full = storeError(err, out.value?.length ?? 0);
-    if (!(full instanceof ObjectStoreFullError)) throw err;
-    const bytes = failureBytes(failureOf(full, name));
+    const bytes = fullFailure(err, out.value, name);
     return report(bytes, encode([Note.Done, id, bytes]).bytes, 0, [], true);
   });
   return { taken };
@@ -346,9 +344,14 @@ async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: st
  * lock: by then this lease has completed the job, which released it.
  */
 function settleFull(ctx: CoreContext, err: unknown, value: Buffer | null, id: string, caller: string, task: string): Promise<number> {
+  return settleCall(reporter(), ctx.keys, id, caller, fullFailure(err, value, task));
+}
+
+/** The ObjectStoreFullError failure of a report that Redis refused for lack of memory; other errors are thrown again. */
+function fullFailure(err: unknown, value: Buffer | null, task: string): Buffer {
   const full = storeError(err, value?.length ?? 0);
   if (!(full instanceof ObjectStoreFullError)) throw err;
-  return settleCall(reporter(), ctx.keys, id, caller, failureBytes(failureOf(full, task)));
+  return failureBytes(failureOf(full, task));
 }
 
 async function main(): Promise<void> {
