@@ -8,7 +8,7 @@ export interface ConnectOptions {
   /** Blocking commands (BLMPOP, BullMQ workers) need requests that never give up. */
   blocking?: boolean;
   name?: string;
-  /** For rediss://: the CA file to trust (default: tlsCaFile()). */
+  /** For rediss://: the CA file to trust (default: tlsCaFile(address)). */
   ca?: string;
 }
 
@@ -22,7 +22,7 @@ export function connect(address: string, opts: ConnectOptions = {}): Redis {
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     password: process.env.NODUS_PASSWORD || undefined,
   };
-  const ca = address.startsWith('rediss://') ? (opts.ca ?? tlsCaFile()) : undefined;
+  const ca = address.startsWith('rediss://') ? (opts.ca ?? tlsCaFile(address)) : undefined;
   if (ca) options.tls = { ca: readFileSync(ca) };
   return new Redis(address, options);
 }

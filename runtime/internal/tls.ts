@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ClusterError } from '../errors';
-import { sessionDir } from './session';
+import { readSession, sessionDir } from './session';
 
 export interface TlsFiles {
   /** The certificate authority clients trust (NODUS_TLS_CA). */
@@ -44,9 +44,23 @@ export function makeTlsFiles(dir: string, names: string[] = localNames()): TlsFi
   return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
 }
 
-/** The CA a rediss:// connection trusts: NODUS_TLS_CA, else the one `nodus start --tls` made here, else the system's. */
-export function tlsCaFile(): string | undefined {
+/**
+ * The CA a rediss:// connection to `address` trusts: NODUS_TLS_CA; else, for the cluster `nodus start
+ * --tls` started on this machine, the CA it made; else the system's (a Redis with a public certificate).
+ */
+export function tlsCaFile(address: string): string | undefined {
   if (process.env.NODUS_TLS_CA) return process.env.NODUS_TLS_CA;
   const local = join(sessionDir(), 'tls', 'ca.crt');
-  return existsSync(local) ? local : undefined;
+  const session = readSession()?.address;
+  return session && sameServer(session, address) && existsSync(local) ? local : undefined;
+}
+
+function sameServer(a: string, b: string): boolean {
+  const loopback = (h: string) => ['127.0.0.1', 'localhost', '[::1]'].includes(h);
+  try {
+    const [x, y] = [new URL(a), new URL(b)];
+    return x.port === y.port && (x.hostname === y.hostname || (loopback(x.hostname) && loopback(y.hostname)));
+  } catch {
+    return false;
+  }
 }
