@@ -105,7 +105,7 @@ export async function settleBundle(ctx: JobContext, queue: string, job: Job<Task
 export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promise<number> {
   let n = 0;
   for (const id of await ctx.redis.smembers(ctx.keys.actors)) {
-    const rec = (await ctx.redis.hgetall(ctx.keys.actor(id))) as unknown as ActorRecord & { movingFrom?: string; moveJob?: string };
+    const rec = (await ctx.redis.hgetall(ctx.keys.actor(id))) as unknown as ActorRecord;
     // movingFrom: a move that a head began and did not finish (it was killed): take it up again.
     const resumed = rec.movingFrom === nodeId;
     if ((rec.host !== nodeId && !resumed) || rec.state === 'dead') continue;

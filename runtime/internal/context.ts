@@ -324,7 +324,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
           await this.pending.get(id)?.done.promise;
           continue;
         }
-        const e = this.lineage.has(id) || this.puts.has(id) ? this.unrebuildable(id) : new ObjectLostError(lostMessage(id), { objectId: id });
+        const e = this.made(id) ? this.unrebuildable(id) : new ObjectLostError(lostMessage(id), { objectId: id });
         return failureBytes(toFailure(e, 'lost', '?'));
       }
       await sleep(delay);
@@ -785,6 +785,11 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     return true;
   }
 
+  /** True for an object this process made and still knows how: a task result with its lineage, or a put(). */
+  private made(id: string): boolean {
+    return this.lineage.has(id) || this.puts.has(id);
+  }
+
   private unrebuildable(id: string): ObjectLostError {
     const job = this.lineage.get(id);
     const why = job
@@ -804,7 +809,7 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
   private afterLoss(id: string, entry: PendingTask, bytes: Buffer): 'retry' | Buffer {
     const f = decode<SerializedFailure>(bytes.subarray(1));
     const lost = f.kind === 'lost' ? f.props?.objectId : undefined;
-    if (typeof lost !== 'string' || !(this.lineage.has(lost) || this.puts.has(lost))) return bytes;
+    if (typeof lost !== 'string' || !this.made(lost)) return bytes;
     const job = this.lineage.get(id);
     if (job && !entry.cancelled && (entry.rebuilds ?? 0) < MAX_REBUILDS && this.resubmit(lost)) {
       entry.rebuilds = (entry.rebuilds ?? 0) + 1;

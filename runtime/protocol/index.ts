@@ -213,6 +213,9 @@ export interface ActorRecord {
   /** Why it was killed for good ('0' while it was not): kill(), or its driver's end. */
   killed: string;
   createdAt: string;
+  /** While the head moves it off a dead node: that node, and the placement job's id (a head killed midway leaves the move to the next). */
+  movingFrom?: string;
+  moveJob?: string;
 }
 
 /**
