@@ -1,7 +1,18 @@
 /** Test files run one at a time (see maxWorkers). */
 module.exports = {
   testEnvironment: '<rootDir>/test/helpers/environment.js',
-  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }] },
+  transform: {
+    '^.+\\.ts$': [
+      '@swc/jest',
+      {
+        // The gateway is a NestJS application: its decorators need the legacy form and design-time metadata.
+        jsc: { parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true }, target: 'es2022' },
+        module: { type: 'commonjs' },
+      },
+    ],
+  },
+  // The package's own entries, as services and tests import them (`nodus`, `nodus/serve`), from the sources.
+  moduleNameMapper: { '^nodus$': '<rootDir>/runtime/index.ts', '^nodus/(serve)$': '<rootDir>/$1/index.ts' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   testTimeout: 60_000,
