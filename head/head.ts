@@ -39,7 +39,16 @@ export class Head {
     this.driverTimeoutMs = o.driverTimeoutMs ?? 10_000;
     this.redis = withCommands(connect(o.address, { name: 'nodus:head' }));
     this.queues = new Queues(this.redis, this.keys.bullPrefix);
-    this.redis.on('error', (err) => o.logger.warn({ err: err.message }, 'redis connection error'));
+  }
+
+  /** Its connections to Redis, for the process's lifecycle to watch. */
+  get connections(): Redis[] {
+    return [this.redis];
+  }
+
+  /** The head started its Redis again: say so where `nodus status` looks. */
+  async recordRedisRestart(r: { count: number; at: number; why: string }): Promise<void> {
+    await this.redis.hset(this.keys.head, { redisRestarts: r.count, redisLastRestart: r.at, redisLastExit: r.why });
   }
 
   async start(): Promise<HeadInfo> {

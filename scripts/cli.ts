@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 /** @module The `nodus` command line: start a head, join workers, show status, stop. A thin layer over the runtime's launcher. */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { NodusError } from '../runtime/errors';
-import { freePort, portInUse, spawnAgent, spawnHead, startRedisServer, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
-import { addToSession, clearSession, readSession, sessionDir } from '../runtime/internal/session';
+import { findRedisServer, freePort, portInUse, redisAddress, spawnAgent, spawnHead, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
+import { commandLine, isRunning } from '../runtime/internal/process-state';
+import { addToSession, clusterDir, currentPid, findSession, listSessions, removeSession, type Session, type SessionProcess } from '../runtime/internal/session';
 import { redact } from '../runtime/internal/redis';
 import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
 
 const program = new Command();
-program.name('nodus').description('A Ray-style distributed runtime for Node.js').showHelpAfterError();
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
+program.name('nodus').description('A Ray-style distributed runtime for Node.js').version(version).showHelpAfterError();
 
 function int(v: string): number {
   const n = Number(v);
@@ -30,10 +33,44 @@ function json(v: string): Record<string, number> {
   }
 }
 
+const NO_CLUSTER = 'No cluster found on this machine. Start one with `npx nodus start --head`, or pass --address redis://HOST:PORT (or set NODUS_ADDRESS).';
+
+/** The clusters a command given no address works on: the one named, else every one started on this machine. */
+function clusterAddresses(given: string | undefined): string[] {
+  const address = given || process.env.NODUS_ADDRESS;
+  if (address) return [address];
+  const all = listSessions().map((s) => s.address);
+  if (!all.length) throw new NodusError(NO_CLUSTER);
+  return all;
+}
+
+/** The one cluster a command that needs one works on; several started here must be told apart with --address. */
 function clusterAddress(given: string | undefined): string {
-  const address = given || process.env.NODUS_ADDRESS || readSession()?.address;
-  if (!address) throw new NodusError('No cluster found on this machine. Start one with `npx nodus start --head`, or pass --address redis://HOST:PORT (or set NODUS_ADDRESS).');
-  return address;
+  const all = clusterAddresses(given);
+  if (all.length > 1) {
+    throw new NodusError(`${all.length} clusters run on this machine (${all.map(redact).join(', ')}): say which with --address.`);
+  }
+  return all[0];
+}
+
+/** What each process of ours looks like in its command line: a recorded pid reused by another program is left alone. */
+const SIGNATURE: Record<SessionProcess['role'], RegExp> = { redis: /redis-server/, head: /head\/main\.js/, agent: /agent-main\.js/, gateway: /gateway\/main\.js/ };
+
+/** Stops a cluster's processes started here: gateways and agents first (they stop their workers), then the head, then Redis. */
+async function stopSession(s: Session): Promise<void> {
+  const order = { gateway: 0, agent: 1, head: 2, redis: 3 } as const;
+  const ours = (p: SessionProcess) => {
+    const pid = currentPid(p);
+    return isRunning(pid) && (!commandLine(pid) || SIGNATURE[p.role].test(commandLine(pid))) ? pid : 0;
+  };
+  // Pids first: the head stops the Redis it supervises, and a restarted Redis is found through its pid file.
+  const procs = [...s.processes].sort((a, b) => order[a.role] - order[b.role]).map((p) => ({ p, pid: ours(p) }));
+  for (const { p, pid } of procs) {
+    if (!pid) continue;
+    await stopProcess(pid);
+    console.log(`Stopped ${p.role}${p.nodeId ? ` ${p.nodeId}` : ''} (pid ${pid}) of ${redact(s.address)}.`);
+  }
+  removeSession(s.address);
 }
 
 /** In --block mode the processes are ours: stop them all on Ctrl-C, and when one of them dies. */
@@ -65,42 +102,48 @@ program
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
   .action(async (o: { port: number; numCpus?: number; numGpus?: number; resources?: Record<string, number>; redisUrl?: string; nodeTimeoutMs?: number; block?: boolean; bind: string; password?: string; persistence: boolean; tls?: boolean }) => {
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
-    const dir = sessionDir();
     const started: StartedProcess[] = [];
-    const session: Parameters<typeof addToSession>[1] = [];
+    const session: SessionProcess[] = [];
     let address = o.redisUrl;
-    try {
-      if (!address) {
-        if (await portInUse(o.port)) {
-          throw new NodusError(`Port ${o.port} is in use: is a cluster already running here? See \`npx nodus status\`, stop it with \`npx nodus stop\`, or choose another port with --port ${await freePort()}.`);
-        }
-        // Whoever reaches the cluster's Redis can run code on every worker (Ray's CVE-2023-48022):
-        // off loopback, a password is not optional.
-        const loopback = /^(127\.|::1$|localhost$)/.test(o.bind);
-        let password = o.password;
-        if (!password && !loopback) {
-          password = randomBytes(24).toString('base64url');
-          const file = join(dir, 'redis_password');
-          mkdirSync(dir, { recursive: true });
-          writeFileSync(file, `${password}\n`, { mode: 0o600 });
-          console.log(`Redis listens on ${o.bind}, so it has a password (saved, readable only by you, in ${file}):\n  ${password}`);
-        }
-        let tls: ReturnType<typeof makeTlsFiles> | undefined;
-        if (o.tls) {
-          tls = makeTlsFiles(join(dir, 'tls'));
-          // The head, agents and their workers started from here trust it too.
-          process.env.NODUS_TLS_CA = tls.ca;
-          console.log(`Redis serves TLS only; clients trust its certificate authority, ${tls.ca}: copy it to other machines and set NODUS_TLS_CA=<that file> (or worker join --tls-ca <file>).`);
-        }
-        const redis = await startRedisServer({ port: o.port, dir, detached: !o.block, bind: o.bind, password, persistence: o.persistence, tls });
-        address = redis.address;
-        started.push(redis);
-        session.push({ role: 'redis', pid: redis.pid, address, startedAt: Date.now() });
-        console.log(`Started redis-server on ${o.bind}:${o.port} (pid ${redis.pid}${o.persistence ? ', append-only persistence on' : ', no persistence'}).`);
+    let redis: Parameters<typeof spawnHead>[0]['redis'];
+    let dir: string;
+    if (!address) {
+      findRedisServer(); // the install command, before anything starts
+      if (await portInUse(o.port)) {
+        throw new NodusError(`Port ${o.port} is in use: is a cluster already running here? See \`npx nodus status\`, stop it with \`npx nodus stop\`, or choose another port with --port ${await freePort()}.`);
       }
-      const head = await spawnHead({ address, attached: false, logFile: join(dir, 'head.log'), nodeTimeoutMs: o.nodeTimeoutMs });
+      // Each cluster has a folder of its own (logs, Redis files, password, TLS): two on one machine share nothing.
+      dir = clusterDir(redisAddress({ port: o.port, bind: o.bind }));
+      // Whoever reaches the cluster's Redis can run code on every worker (Ray's CVE-2023-48022):
+      // off loopback, a password is not optional.
+      const loopback = /^(127\.|::1$|localhost$)/.test(o.bind);
+      let password = o.password;
+      if (!password && !loopback) {
+        password = randomBytes(24).toString('base64url');
+        const file = join(dir, 'redis_password');
+        writeFileSync(file, `${password}\n`, { mode: 0o600 });
+        console.log(`Redis listens on ${o.bind}, so it has a password (saved, readable only by you, in ${file}):\n  ${password}`);
+      }
+      let tls: ReturnType<typeof makeTlsFiles> | undefined;
+      if (o.tls) {
+        tls = makeTlsFiles(join(dir, 'tls'));
+        // The head, agents and their workers started from here trust it too.
+        process.env.NODUS_TLS_CA = tls.ca;
+        console.log(`Redis serves TLS only; clients trust its certificate authority, ${tls.ca}: copy it to other machines and set NODUS_TLS_CA=<that file> (or worker join --tls-ca <file>).`);
+      }
+      redis = { port: o.port, dir, bind: o.bind, password, persistence: o.persistence, tls };
+      address = redisAddress(redis);
+    } else dir = clusterDir(address);
+    try {
+      // The head starts the Redis (and starts it again whenever it dies); a --redis-url Redis is not its to restart.
+      const head = await spawnHead({ address, attached: false, logFile: join(dir, 'head.log'), nodeTimeoutMs: o.nodeTimeoutMs, redis });
       started.push(head);
       session.push({ role: 'head', pid: head.pid, address, startedAt: Date.now() });
+      if (redis) {
+        const pid = Number(head.info.redisPid);
+        session.push({ role: 'redis', pid, address, startedAt: Date.now(), pidFile: String(head.info.redisPidFile) });
+        console.log(`Started redis-server on ${o.bind}:${o.port} (pid ${pid}${o.persistence ? ', append-only persistence on' : ', no persistence'}; the head starts it again if it dies).`);
+      }
       console.log(`Started the head (pid ${head.pid}); log: ${join(dir, 'head.log')}`);
       if ((resources.CPU ?? 0) > 0 || Object.keys(resources).length > 1) {
         const agent = await spawnAgent({ address, attached: false, logFile: join(dir, `agent-${Date.now()}.log`), resources, headNode: true });
@@ -109,7 +152,7 @@ program
         console.log(`Started node ${agent.nodeId} with ${JSON.stringify(resources)} (pid ${agent.pid}).`);
       }
     } catch (err) {
-      for (const p of started.reverse()) await stopProcess(p.pid, 2000);
+      for (const p of started.reverse()) await stopProcess(p.pid, 3000);
       throw err;
     }
     addToSession(address, session);
@@ -118,7 +161,7 @@ nodus cluster is up at ${redact(address)}
   Join another machine:  npx nodus worker join --address ${redact(address).replace('127.0.0.1', '<this host>')}
   Connect a driver:      await init({ address: '${redact(address)}' })   or  NODUS_ADDRESS=${redact(address)}
   See it:                npx nodus status
-  Stop it:               npx nodus stop`);
+  Stop it:               npx nodus stop${listSessions().length > 1 ? ` --address ${redact(address)}` : ''}`);
     if (o.block) blockUntilStopped(started);
   });
 
@@ -136,7 +179,7 @@ worker
     const address = clusterAddress(o.address);
     if (o.tlsCa) process.env.NODUS_TLS_CA = resolve(o.tlsCa);
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
-    const logFile = join(sessionDir(), `agent-${Date.now()}.log`);
+    const logFile = join(clusterDir(address), `agent-${Date.now()}.log`);
     const agent = await spawnAgent({ address, attached: false, logFile, resources });
     addToSession(address, [{ role: 'agent', pid: agent.pid, address, startedAt: Date.now(), nodeId: agent.nodeId }]);
     console.log(`Node ${agent.nodeId} joined ${redact(address)} with ${JSON.stringify(resources)} (pid ${agent.pid}); log: ${logFile}`);
@@ -145,31 +188,30 @@ worker
 
 program
   .command('status')
-  .description('Nodes (alive/dead), resources, workers, queued and running tasks, infeasible demand')
-  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
-  .option('--json', 'print JSON')
+  .description('Nodes (alive/dead), resources, workers, queued and running tasks, infeasible demand, Redis restarts')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or every cluster started on this machine)')
+  .option('--json', 'print JSON (a list when several clusters run here)')
   .action(async (o: { address?: string; json?: boolean }) => {
-    const status = await clusterStatus(clusterAddress(o.address));
-    console.log(o.json ? JSON.stringify(status, null, 2) : formatStatus(status));
+    const addresses = clusterAddresses(o.address);
+    const all = await Promise.all(addresses.map((a) => clusterStatus(a)));
+    if (o.json) console.log(JSON.stringify(all.length === 1 ? all[0] : all, null, 2));
+    else {
+      if (all.length > 1) console.log(`${all.length} clusters run on this machine; --address shows one.\n`);
+      console.log(all.map(formatStatus).join('\n\n'));
+    }
   });
 
 program
   .command('stop')
-  .description('Stop what `nodus start` and `nodus worker join` started on this machine')
-  .action(async () => {
-    const session = readSession();
-    if (!session?.processes.length) {
-      console.log('Nothing to stop: no nodus processes were started on this machine.');
+  .description('Stop what `nodus start` and `nodus worker join` started on this machine: every cluster, or the one at --address')
+  .option('--address <url>', "stop only this cluster's processes on this machine")
+  .action(async (o: { address?: string }) => {
+    const sessions = o.address ? [findSession(o.address)].filter((s): s is Session => !!s) : listSessions();
+    if (!sessions.length) {
+      console.log(o.address ? `Nothing to stop: no nodus processes of ${redact(o.address)} were started on this machine.` : 'Nothing to stop: no nodus processes were started on this machine.');
       return;
     }
-    // Agents first (they stop their workers), then the head, then Redis.
-    const order = { agent: 0, head: 1, redis: 2 } as const;
-    const procs = [...session.processes].sort((a, b) => order[a.role] - order[b.role]);
-    for (const p of procs) {
-      await stopProcess(p.pid);
-      console.log(`Stopped ${p.role}${p.nodeId ? ` ${p.nodeId}` : ''} (pid ${p.pid}).`);
-    }
-    clearSession();
+    for (const s of sessions) await stopSession(s);
   });
 
 program.parseAsync().catch((err: unknown) => {

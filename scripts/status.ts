@@ -19,6 +19,9 @@ export function formatStatus(s: ClusterStatus): string {
   const lines: string[] = [];
   lines.push(`Cluster ${s.address}`);
   lines.push(s.head ? `Head: ${s.head.alive ? 'alive' : 'not responding'} (pid ${s.head.pid} on ${s.head.host}, last beat ${ago(s.head.lastBeat)})` : 'Head: none has started on this Redis');
+  if (s.head?.redisRestarts) {
+    lines.push(`Redis: restarted by the head ${s.head.redisRestarts} time${s.head.redisRestarts > 1 ? 's' : ''}, last ${ago(s.head.redisLastRestart)} (${s.head.redisLastExit ?? 'it died'})`);
+  }
   const alive = s.nodes.filter((n) => n.state === 'alive').length;
   lines.push('', `Nodes: ${alive} alive, ${s.nodes.length - alive} dead`);
   for (const n of s.nodes) {

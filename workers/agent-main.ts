@@ -2,16 +2,18 @@
 import { cpus } from 'node:os';
 import { Keys } from '../runtime/protocol';
 import { createLogger } from '../runtime/internal/logger';
-import { announceReady, entryArgs, onSignals } from '../runtime/internal/process-args';
+import { Lifecycle, entryArgs } from '../runtime/internal/lifecycle';
 import { resolveNodeResources } from '../runtime/options';
 import { NodeAgent } from './node-agent';
 
 async function main(): Promise<void> {
   const args = entryArgs({ resources: { type: 'string' }, 'head-node': { type: 'boolean' } });
   const logger = createLogger('nodus-agent');
+  const address = String(args.address);
+  const life = new Lifecycle({ name: 'node agent', logger, address, attached: !!args.attached });
   const resources = args.resources ? JSON.parse(String(args.resources)) : resolveNodeResources({}, cpus().length);
   const agent = new NodeAgent({
-    address: String(args.address),
+    address,
     keys: new Keys(args.namespace ? String(args.namespace) : undefined),
     resources,
     headNode: !!args['head-node'],
@@ -19,13 +21,10 @@ async function main(): Promise<void> {
     heartbeatMs: process.env.NODUS_HEARTBEAT_MS ? Number(process.env.NODUS_HEARTBEAT_MS) : undefined,
     lockDurationMs: process.env.NODUS_LOCK_MS ? Number(process.env.NODUS_LOCK_MS) : undefined,
   });
-  const stop = async () => {
-    await agent.stop().catch((err) => logger.error({ err: String(err) }, 'unclean stop'));
-    process.exit(0);
-  };
-  onSignals(stop);
+  for (const c of agent.connections) life.watch(c);
+  life.onStop(() => agent.stop());
   const info = await agent.start();
-  announceReady({ nodeId: info.id, resources: info.total }, !!args.attached, stop);
+  life.ready({ nodeId: info.id, resources: info.total });
 }
 
 main().catch((err) => {

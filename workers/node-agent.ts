@@ -90,7 +90,11 @@ export class NodeAgent {
     this.bull = connect(o.address, { blocking: true, name: `nodus:agent-bull:${this.nodeId}` });
     this.sub = connect(o.address, { blocking: true, name: `nodus:agent-sub:${this.nodeId}` });
     this.queues = new Queues(this.redis, this.keys.bullPrefix);
-    for (const c of [this.redis, this.bull, this.sub]) c.on('error', (err) => o.logger.debug({ err: err.message }, 'redis connection error'));
+  }
+
+  /** Its connections to Redis, for the process's lifecycle to watch (it logs their loss, and gives up at last). */
+  get connections(): Redis[] {
+    return [this.redis, this.bull, this.sub];
   }
 
   async start(): Promise<NodeInfo> {

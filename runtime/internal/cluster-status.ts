@@ -5,7 +5,7 @@ import { connect, redact, waitForRedis } from './redis';
 
 export interface ClusterStatus {
   address: string;
-  head: (Partial<HeadInfo> & { alive: boolean; lastBeat?: number }) | null;
+  head: (Partial<HeadInfo> & { alive: boolean; lastBeat?: number; redisRestarts?: number; redisLastRestart?: number; redisLastExit?: string }) | null;
   nodes: (NodeInfo & { lastHeartbeat?: number })[];
   total: Resources;
   free: Resources;
@@ -60,7 +60,17 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
     }
     const beat = Number(headRaw.beat ?? 0);
     const head = headRaw.startedAt
-      ? { pid: Number(headRaw.pid), host: headRaw.host, startedAt: Number(headRaw.startedAt), lastBeat: beat, alive: !!headRaw.pid && Date.now() - beat < 5000 }
+      ? {
+          pid: Number(headRaw.pid),
+          host: headRaw.host,
+          startedAt: Number(headRaw.startedAt),
+          lastBeat: beat,
+          alive: !!headRaw.pid && Date.now() - beat < 5000,
+          // Restarts of the Redis the head supervises (nodus start --head); none for a --redis-url Redis.
+          redisRestarts: Number(headRaw.redisRestarts ?? 0),
+          redisLastRestart: headRaw.redisLastRestart ? Number(headRaw.redisLastRestart) : undefined,
+          redisLastExit: headRaw.redisLastExit,
+        }
       : null;
     return {
       address: redact(address),

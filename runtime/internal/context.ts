@@ -31,7 +31,7 @@ import { withCommands } from '../protocol/commands';
 import { setContext, type RuntimeContext } from './global';
 import { failureBytes, fromStored, isFailure, newId, readStored, settleCall, storeError, toStoredForm, writeChunks, type CommandClient } from './object-store';
 import { Queues } from './queues';
-import { connect, waitForRedis } from './redis';
+import { connect, redact, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
 import { RefStream, type ConsumerHost, type ProducerHost } from './streams';
 
@@ -93,6 +93,8 @@ interface ActorLine {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** shutdown() waits this long at most for Redis; a driver must be able to exit when its cluster is gone. */
+const SHUTDOWN_REDIS_MS = 3000;
 /** How often a driver says it is alive; the head frees a driver's objects after several missed beats. */
 const DRIVER_HEARTBEAT_MS = 1000;
 /** Cluster node list cache for infeasibility warnings. */
@@ -967,36 +969,53 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     return this.closed;
   }
 
-  /** Frees what this process owns and holds, and closes its connections. */
+  /**
+   * Frees what this process owns and holds, and closes its connections. Bounded: when Redis does not answer
+   * within SHUTDOWN_REDIS_MS it says what it could not release and returns (the head frees a gone driver's objects).
+   */
   async shutdown(): Promise<void> {
     if (this.closed) return;
-    await this.flushing.catch(() => undefined);
-    await this.lastPut.catch(() => undefined);
+    const deadline = Date.now() + SHUTDOWN_REDIS_MS;
+    const missed: string[] = [];
+    // Each step waits for Redis only until the shared deadline; what did not get through is named below.
+    const step = async (what: string, work: () => Promise<unknown>): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), Math.max(0, deadline - Date.now()))));
+      const done = await Promise.race([work().then(() => 'ok' as const, () => 'failed' as const), late]);
+      clearTimeout(timer);
+      if (done !== 'ok') missed.push(what);
+    };
+    await step('send the last submissions', () => Promise.all([this.flushing, this.lastPut]));
     if (this.role === 'driver') {
       // Actors die with the driver that created them, unless detached.
-      const owned = await this.redis.smembers(this.keys.ownedActors(this.procId)).catch(() => [] as string[]);
-      await Promise.all(owned.map((id) => this.killActor(id, true, `its driver ${this.procId} shut down`).catch(() => undefined)));
+      await step("stop this driver's actors", async () => {
+        const owned = await this.redis.smembers(this.keys.ownedActors(this.procId));
+        await Promise.all(owned.map((id) => this.killActor(id, true, `its driver ${this.procId} shut down`)));
+      });
     }
     this.closed = true;
     clearInterval(this.heartbeat);
-    try {
+    await step(`free the objects this ${this.role} owns and holds`, async () => {
       await this.redis.nodusFreeProc(this.keys.prefix, this.procId, this.role === 'driver' ? '1' : '0');
-      if (this.role === 'driver') {
-        await this.redis.multi().hdel(this.keys.drivers, this.procId).zrem(this.keys.driverHeartbeats, this.procId).exec();
-      }
-    } catch {
-      // Redis already gone (a local cluster stopped first): nothing left to free.
-    }
+      if (this.role === 'driver') await this.redis.multi().hdel(this.keys.drivers, this.procId).zrem(this.keys.driverHeartbeats, this.procId).exec();
+    });
     for (const [id, entry] of this.pending) {
       entry.done.resolve();
       for (const listener of this.completionListeners) listener(id);
     }
     this.pending.clear();
     for (const s of this.streams.values()) s.onEnd(failureBytes({ kind: 'system', task: '?', name: 'NotInitializedError', message: 'the runtime was shut down' }));
-    await this.queues.close();
+    await step('close the task queues', () => this.queues.close());
     this.blocking?.disconnect();
     this.sub?.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    if (missed.length && this.role === 'driver') {
+      console.warn(
+        `[nodus] shutdown(): the cluster's Redis at ${redact(this.config.address)} did not answer within ${SHUTDOWN_REDIS_MS / 1000} s, so it could not ${missed.join(', ')}. ` +
+          `The head does that once it sees this driver gone (${DRIVER_HEARTBEAT_MS * 10 / 1000} s without a heartbeat).`,
+      );
+    }
+    if (missed.length) this.redis.disconnect();
+    else await this.redis.quit().catch(() => this.redis.disconnect());
     setContext(undefined);
     await this.config.onShutdown?.();
   }

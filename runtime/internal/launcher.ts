@@ -2,7 +2,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { ClusterError } from '../errors';
 import type { Resources } from '../protocol';
 import { connect, waitForRedis } from './redis';
@@ -82,11 +82,20 @@ export interface RedisServerOptions {
   persistence?: boolean;
   /** Serve TLS only (rediss://) with these files; clients then need the CA (NODUS_TLS_CA). */
   tls?: TlsFiles;
+  /** Redis writes its pid here (a supervised Redis's pid changes with each restart). */
+  pidFile?: string;
 }
 
 export interface StartedProcess {
   process: ChildProcess;
   pid: number;
+}
+
+/** The address clients of this machine reach a redis-server started with these options at. */
+export function redisAddress(o: Pick<RedisServerOptions, 'bind' | 'port' | 'password' | 'tls'>): string {
+  const first = (o.bind ?? '127.0.0.1').split(' ')[0];
+  const host = first === '0.0.0.0' || first === '::' ? '127.0.0.1' : first;
+  return `${o.tls ? 'rediss' : 'redis'}://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}${host}:${o.port}`;
 }
 
 /** Starts redis-server and waits until it answers. */
@@ -99,11 +108,10 @@ export async function startRedisServer(o: RedisServerOptions): Promise<StartedPr
   if (o.tls) args.push('--tls-port', String(o.port), '--tls-cert-file', o.tls.cert, '--tls-key-file', o.tls.key, '--tls-ca-cert-file', o.tls.ca, '--tls-auth-clients', 'no');
   args.push('--appendonly', o.persistence ? 'yes' : 'no', '--appendfsync', 'everysec', '--appendfilename', `nodus-${o.port}.aof`, '--appenddirname', `appendonly-${o.port}`);
   if (o.password) args.push('--requirepass', o.password);
+  if (o.pidFile) args.push('--pidfile', o.pidFile);
   const log = openSync(join(o.dir, `redis-${o.port}.log`), 'a');
   const child = spawn(bin, args, { detached: o.detached, stdio: ['ignore', log, log] });
-  const first = bind.split(' ')[0];
-  const host = first === '0.0.0.0' || first === '::' ? '127.0.0.1' : first;
-  const address = `${o.tls ? 'rediss' : 'redis'}://${o.password ? `:${encodeURIComponent(o.password)}@` : ''}${host}:${o.port}`;
+  const address = redisAddress(o);
   const exited = new Promise<never>((_, rej) => child.once('exit', (code) => rej(new ClusterError(`redis-server exited at start (code ${code}); see ${join(o.dir, `redis-${o.port}.log`)}.`))));
   const probe = connect(address, { name: 'nodus:probe', ca: o.tls?.ca });
   probe.on('error', () => undefined);
@@ -132,8 +140,8 @@ export interface NodeProcessOptions {
 export interface HeadProcessOptions extends NodeProcessOptions {
   nodeTimeoutMs?: number;
   driverTimeoutMs?: number;
-  /** A redis-server this head started for a local cluster: killed when the head exits. */
-  ownRedisPid?: number;
+  /** The head starts this redis-server itself, supervises it (started again when it dies) and stops it when it exits. */
+  redis?: Omit<RedisServerOptions, 'detached' | 'pidFile'>;
 }
 
 export interface AgentProcessOptions extends NodeProcessOptions {
@@ -143,6 +151,7 @@ export interface AgentProcessOptions extends NodeProcessOptions {
 
 /** Forks a cluster process and waits for its `ready` message. */
 async function forkReady(script: string, args: string[], o: NodeProcessOptions, timeoutMs = 30_000): Promise<StartedProcess & { info: Record<string, unknown> }> {
+  if (o.logFile) mkdirSync(dirname(o.logFile), { recursive: true });
   const out = o.logFile ? openSync(o.logFile, 'a') : 'inherit';
   const child = fork(script, [...args, '--address', o.address, ...(o.attached ? ['--attached'] : []), ...(o.namespace ? ['--namespace', o.namespace] : [])], {
     ...(o.wrap ? { execPath: o.wrap[0], execArgv: [...o.wrap.slice(1), process.execPath] } : {}),
@@ -178,7 +187,7 @@ export function spawnHead(o: HeadProcessOptions): Promise<StartedProcess & { inf
   const args: string[] = [];
   if (o.nodeTimeoutMs) args.push('--node-timeout-ms', String(o.nodeTimeoutMs));
   if (o.driverTimeoutMs) args.push('--driver-timeout-ms', String(o.driverTimeoutMs));
-  if (o.ownRedisPid) args.push('--own-redis-pid', String(o.ownRedisPid));
+  if (o.redis) args.push('--redis', JSON.stringify(o.redis));
   return forkReady(entryPoint('head'), args, o);
 }
 
@@ -189,38 +198,4 @@ export async function spawnAgent(o: AgentProcessOptions): Promise<StartedProcess
   return { ...started, nodeId: String(started.info.nodeId) };
 }
 
-/** True while a process runs; a zombie (exited, not yet reaped by a parent that is not us) counts as gone. */
-export function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // Field 3 of /proc/PID/stat is the state; the name before it is in parentheses and may hold spaces.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc (macOS): kill(0) is all we have
-  }
-}
-
-/** Sends SIGTERM, then SIGKILL if the process is still there after `graceMs`. */
-export async function stopProcess(pid: number, graceMs = 5000): Promise<void> {
-  const alive = () => isRunning(pid);
-  if (!alive()) return;
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const deadline = Date.now() + graceMs;
-  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (alive()) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-}
+export { isRunning, stopProcess } from './process-state';

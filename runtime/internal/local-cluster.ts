@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { resolveNodeResources } from '../options';
 import type { Resources } from '../protocol';
-import { freePort, spawnAgent, spawnHead, startRedisServer, stopProcess } from './launcher';
+import { findRedisServer, freePort, redisAddress, spawnAgent, spawnHead, stopProcess } from './launcher';
 import { sessionDir } from './session';
 
 export interface LocalClusterOptions {
@@ -23,31 +23,31 @@ export interface LocalCluster {
 
 export async function startLocalCluster(o: LocalClusterOptions = {}): Promise<LocalCluster> {
   const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
+  findRedisServer(); // says how to install it, before anything starts
   const port = await freePort();
   const dir = join(sessionDir(), `local-${port}`);
-  const redis = await startRedisServer({ port, dir, detached: false });
+  const address = redisAddress({ port });
+  // The head starts Redis, starts it again if it dies, and stops it when it exits (as it does when this process dies).
+  const head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), redis: { port, dir }, namespace: o.namespace });
   const pids: number[] = [];
   try {
-    // The head kills this redis-server when it exits, which it does when this process dies.
-    const head = await spawnHead({ address: redis.address, attached: true, logFile: join(dir, 'head.log'), ownRedisPid: redis.pid, namespace: o.namespace });
-    pids.push(head.pid);
     const nodeIds: string[] = [];
     for (let i = 0; i < (o.nodes ?? 1); i++) {
-      const agent = await spawnAgent({ address: redis.address, attached: true, logFile: join(dir, `agent-${i}.log`), resources, headNode: i === 0, namespace: o.namespace });
+      const agent = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${i}.log`), resources, headNode: i === 0, namespace: o.namespace });
       pids.push(agent.pid);
       nodeIds.push(agent.nodeId);
     }
     return {
-      address: redis.address,
+      address,
       nodeIds,
       stop: async () => {
         await Promise.all(pids.reverse().map((pid) => stopProcess(pid)));
-        await stopProcess(redis.pid);
+        await stopProcess(head.pid);
       },
     };
   } catch (err) {
     for (const pid of pids) await stopProcess(pid, 1000);
-    await stopProcess(redis.pid, 1000);
+    await stopProcess(head.pid, 2000);
     throw err;
   }
 }

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ClusterError } from '../errors';
-import { readSession, sessionDir } from './session';
+import { findSession } from './session';
 
 export interface TlsFiles {
   /** The certificate authority clients trust (NODUS_TLS_CA). */
@@ -50,17 +50,8 @@ export function makeTlsFiles(dir: string, names: string[] = localNames()): TlsFi
  */
 export function tlsCaFile(address: string): string | undefined {
   if (process.env.NODUS_TLS_CA) return process.env.NODUS_TLS_CA;
-  const local = join(sessionDir(), 'tls', 'ca.crt');
-  const session = readSession()?.address;
-  return session && sameServer(session, address) && existsSync(local) ? local : undefined;
-}
-
-function sameServer(a: string, b: string): boolean {
-  const loopback = (h: string) => ['127.0.0.1', 'localhost', '[::1]'].includes(h);
-  try {
-    const [x, y] = [new URL(a), new URL(b)];
-    return x.port === y.port && (x.hostname === y.hostname || (loopback(x.hostname) && loopback(y.hostname)));
-  } catch {
-    return false;
-  }
+  // A loopback address names the same server however it is spelled.
+  const session = findSession(address) ?? findSession(address.replace(/localhost|\[::1\]/, '127.0.0.1'));
+  const local = session && join(session.dir, 'tls', 'ca.crt');
+  return local && existsSync(local) ? local : undefined;
 }

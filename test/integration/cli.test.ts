@@ -62,7 +62,7 @@ test('start --head and worker join form a cluster that status shows, a driver us
 test('a head bound off loopback gets a password: generated, saved readable only by its owner, printed once, required', async () => {
   const port = await freePort();
   const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--bind', '0.0.0.0');
-  const file = join(dir, 'redis_password');
+  const file = join(dir, `cluster-127.0.0.1-${port}`, 'redis_password');
   const password = readFileSync(file, 'utf8').trim();
   expect(password.length).toBeGreaterThanOrEqual(24);
   expect(statSync(file).mode & 0o777).toBe(0o600);
