@@ -8,7 +8,8 @@ import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from './policy';
-import { cancelDriverTasks, recoverActors, recoverTasks } from './recovery';
+import { recoverActors, recoverTasks } from './recovery';
+import { cancelOwnedTasks } from '../runtime/internal/owned-tasks';
 import type { Redis } from 'ioredis';
 
 export interface HeadOptions {
@@ -112,8 +113,9 @@ export class Head {
       // Its actors die with it, unless detached.
       for (const actorId of await this.redis.smembers(this.keys.ownedActors(id))) {
         await killActor(this.redis, this.keys, actorId, true, `its driver ${id} died`);
+        await cancelOwnedTasks(this.recoveryContext(), actorId);
       }
-      const tasks = await cancelDriverTasks(this.recoveryContext(), id);
+      const tasks = await cancelOwnedTasks(this.recoveryContext(), id);
       const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
       await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
       this.o.logger.warn({ driver: id, freed, ...tasks }, 'driver died without shutdown: cancelled its tasks, freed its objects');

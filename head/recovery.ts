@@ -1,11 +1,12 @@
 /** @module What the head does when a node dies: its tasks run again elsewhere, its actors restart elsewhere. */
 import { randomBytes } from 'node:crypto';
-import { Queue, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { actorFailure, endActor } from '../runtime/internal/context';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
-import { failureBytes, settleCall, type CommandClient } from '../runtime/internal/object-store';
-import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Keys, type Resources, type TaskJob } from '../runtime/protocol';
+import { failureBytes, settleCall } from '../runtime/internal/object-store';
+import type { JobContext } from '../runtime/internal/owned-tasks';
+import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Resources, type TaskJob } from '../runtime/protocol';
 
 export interface RecoveryContext extends JobContext {
   logger: Logger;
@@ -50,12 +51,7 @@ export async function recoverTasks(ctx: RecoveryContext, nodeId: string): Promis
   return moved;
 }
 
-/** What settling a dead runner's job needs: Redis, and the task queues. */
-export interface JobContext {
-  redis: CommandClient;
-  keys: Keys;
-  queue(name: string): Queue;
-}
+export type { JobContext } from '../runtime/internal/owned-tasks';
 
 /** WorkerCrashedError for a task whose runner died once too often. */
 export function crashFailure(data: TaskJob, what: string): SerializedFailure {
@@ -140,26 +136,3 @@ export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promi
   return n;
 }
 
-/**
- * A driver died: the tasks it submitted (directly or from its tasks) are of no use to anyone, since
- * their results die with it. Queued ones are removed; running ones are cancelled on their nodes.
- */
-export async function cancelDriverTasks(ctx: RecoveryContext, driverId: string): Promise<{ removed: number; cancelled: number }> {
-  const queues = Object.keys(await ctx.redis.hgetall(ctx.keys.shapes)).filter((q) => q.startsWith('task.'));
-  let removed = 0;
-  let cancelled = 0;
-  for (const name of queues) {
-    const q = ctx.queue(name);
-    for (const job of (await q.getJobs(['waiting', 'prioritized', 'delayed'])) as Job<TaskJob>[]) {
-      if (job?.data?.owner === driverId && (await q.remove(job.id!).catch(() => 0))) removed++;
-    }
-    for (const job of (await q.getJobs(['active'])) as Job<TaskJob>[]) {
-      if (job?.data?.owner !== driverId) continue;
-      // The key is what counts (nodes check it for the tasks they run); the message makes it quick.
-      for (const t of [job.data, ...(job.data.more ?? [])]) await ctx.redis.set(ctx.keys.cancelMark(t.id), '1', 'EX', 3600);
-      await ctx.redis.publish(ctx.keys.controlChannel, JSON.stringify({ type: 'cancel', id: job.data.id, force: true }));
-      cancelled++;
-    }
-  }
-  return { removed, cancelled };
-}

@@ -162,6 +162,8 @@ export interface RuntimeContextInfo {
   nodeId?: string;
   /** Id of the running task (workers only). */
   taskId?: string;
+  /** Id of the actor whose process this is (inside an actor's methods; Ray's get_actor_id()). */
+  actorId?: string;
 }
 
 /**
@@ -170,5 +172,5 @@ export interface RuntimeContextInfo {
  */
 export function getRuntimeContext(): RuntimeContextInfo {
   const ctx = core('getRuntimeContext()');
-  return { role: ctx.role, processId: ctx.procId, nodeId: ctx.current.nodeId, taskId: ctx.current.taskId };
+  return { role: ctx.role, processId: ctx.procId, nodeId: ctx.current.nodeId, taskId: ctx.current.taskId, actorId: process.env.NODUS_ACTOR_ID || undefined };
 }

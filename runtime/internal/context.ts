@@ -30,6 +30,7 @@ import {
 import { withCommands } from '../protocol/commands';
 import { setContext, type RuntimeContext } from './global';
 import { failureBytes, fromStored, isFailure, newId, readStored, settleCall, storeError, toStoredForm, writeChunks, type CommandClient } from './object-store';
+import { cancelOwnedTasks } from './owned-tasks';
 import { Queues } from './queues';
 import { connect, redact, waitForRedis } from './redis';
 import { decode, encode } from './serialization';
@@ -699,6 +700,8 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     await killActor(this.redis, this.keys, actorId, noRestart, reason);
     if (!noRestart) return;
     for (let i = 0; i < 400 && (await this.redis.hget(this.keys.actor(actorId), 'state')) !== 'dead'; i++) await sleep(25);
+    // The tasks it started die with it (Ray's owner fate-sharing): nobody is left to take their results.
+    await cancelOwnedTasks({ redis: this.redis, keys: this.keys, queue: (q) => this.queue(q) }, actorId);
   }
 
   /** get(ref) or get([refs]): waits for values; throws the task's error, GetTimeoutError or ObjectLostError. */
@@ -1018,6 +1021,11 @@ export class CoreContext implements RuntimeContext, ConsumerHost, ProducerHost {
     else await this.redis.quit().catch(() => this.redis.disconnect());
     setContext(undefined);
     await this.config.onShutdown?.();
+  }
+
+  /** The cluster's Redis address this process is connected to. */
+  get address(): string {
+    return this.config.address;
   }
 
   /** For tests and status: how many refs this process holds. */

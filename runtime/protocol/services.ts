@@ -2,7 +2,7 @@
  * @module The wire contract of agentic services: executions, their events, registered flows, form elements and
  * the signed user header. One definition read by nodus/serve (Launch, the runner, the tracer), the gateway and the CLI.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { DEFAULT_PREFIX } from './index';
 
 /** Bumped whenever an execution record, event or key layout changes incompatibly. */
@@ -218,6 +218,11 @@ export interface Flow extends EntryMeta {
   source: string;
   /** Base URL of the service (`http://host:port`). */
   base: string;
+}
+
+/** A flow's uid: short, and the same wherever it is computed (the gateway lists it, Launch records it). */
+export function flowUid(base: string, path: string): string {
+  return createHash('sha256').update(`${base.replace(/\/+$/, '')}${path}`).digest('hex').slice(0, 12);
 }
 
 /** A registered source as kept in Redis: the URL, when, and the flows found there at the last refresh. */
