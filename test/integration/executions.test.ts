@@ -5,7 +5,10 @@ import { getActor, kill } from '../../runtime';
 import { RUNNER_NAMESPACE, ServiceKeys, type ExecEvent } from '../../runtime/protocol/services';
 import { Launch } from '../../serve';
 import type { EnterRequest } from '../../serve/api';
-import { readAllEvents, readExecution, requestCancel } from '../../serve/store';
+import { RunnerActor } from '../../serve/runner';
+import { createExecution, setStatus, readAllEvents, readExecution, requestCancel } from '../../serve/store';
+import { superviseExecutions } from '../../serve/supervise';
+import { get } from '../../runtime';
 import { eventually, processAlive, useCluster } from '../helpers/cluster';
 
 const cluster = useCluster({ nodes: 1, cpus: 2 });
@@ -100,4 +103,21 @@ test("the runner's process killed: the execution ends with status error naming t
   expect(rec!.status).toBe('error');
   expect(rec!.error).toMatch(/runner of this execution died.*SIGKILL/);
   expect(processAlive(pid)).toBe(false);
+});
+
+test('the sweep ends executions whose runner died or never started, when nobody watched them', async () => {
+  const base = { owner: 'ada', flow: 'f', summary: 's', entry: entry('patient'), inputs: {}, service: 'http://127.0.0.1:1' };
+  await createExecution(cluster.redis, keys, { ...base, fid: 'never-started' });
+  // A runner whose launcher is gone: made here without a watcher, then its process killed.
+  await createExecution(cluster.redis, keys, { ...base, fid: 'orphan-runner' });
+  await setStatus(cluster.redis, keys, 'orphan-runner', 'running');
+  const runner = RunnerActor.options({ name: 'orphan-runner', namespace: RUNNER_NAMESPACE, lifetime: 'detached' }).remote();
+  expect(await get(runner.ping.remote())).toBe('ok');
+  const pid = Number(await cluster.redis.hget(`nodus:actor:${(runner as unknown as { actorId: string }).actorId}`, 'pid'));
+  process.kill(pid, 'SIGKILL');
+  await eventually(async () => (await cluster.redis.hget(`nodus:actor:${(runner as unknown as { actorId: string }).actorId}`, 'state')) === 'dead', 'the runner is dead');
+  expect(await superviseExecutions(cluster.redis, keys, { startGraceMs: 0 })).toBe(2);
+  expect(await readExecution(cluster.redis, keys, 'never-started')).toMatchObject({ status: 'error', error: expect.stringContaining('never started') });
+  expect(await readExecution(cluster.redis, keys, 'orphan-runner')).toMatchObject({ status: 'error', error: expect.stringContaining('died') });
+  expect(await cluster.redis.zscore(keys.activeExecs, 'orphan-runner')).toBeNull();
 });
