@@ -10,7 +10,10 @@ module.exports = {
         module: { type: 'commonjs' },
       },
     ],
+    // NestJS 12 ships ES modules only; jest (before Node 24.9) cannot require() them, so they are compiled like our sources.
+    '/node_modules/@nestjs/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
   },
+  transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
   // The package's own entries, as services and tests import them (`nodus`, `nodus/serve`), from the sources.
   moduleNameMapper: { '^nodus$': '<rootDir>/runtime/index.ts', '^nodus/(serve)$': '<rootDir>/$1/index.ts' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
