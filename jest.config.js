@@ -11,9 +11,9 @@ module.exports = {
       },
     ],
     // NestJS 12 ships ES modules only; jest (before Node 24.9) cannot require() them, so they are compiled like our sources.
-    '/node_modules/@nestjs/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
+    '/node_modules/(@nestjs|eventsource-parser)/.+\\.js$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }],
   },
-  transformIgnorePatterns: ['/node_modules/(?!@nestjs/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|eventsource-parser)/)'],
   // The package's own entries, as services and tests import them (`nodus`, `nodus/serve`), from the sources.
   moduleNameMapper: { '^nodus$': '<rootDir>/runtime/index.ts', '^nodus/(serve)$': '<rootDir>/$1/index.ts' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],

@@ -14,6 +14,7 @@ import { GatewayContext } from './common/context';
 import { acquireDriver, releaseDriver } from './common/driver';
 import { ErrorFilter } from './common/error.filter';
 import { NestPinoLogger } from './common/logger';
+import type { Redis } from 'ioredis';
 import { resolveGatewayOptions, type GatewayOptions } from './config';
 
 /** A running gateway. */
@@ -25,6 +26,8 @@ export interface Gateway {
   url: string;
   /** The file with the admin password generated at this start (the cluster's first, off loopback), if one was. */
   generatedPasswordFile?: string;
+  /** Its main connection to Redis, for the process's lifecycle to watch. */
+  redis: Redis;
   /** Stops listening (open event streams end without eof, so clients resume elsewhere) and closes its connections. */
   close(): Promise<void>;
 }
@@ -88,5 +91,5 @@ export async function startGateway(options: GatewayOptions, deps: { logger?: Log
       await ctx.close();
     })());
   const generatedPasswordFile = app.get(AuthService).generatedPasswordFile;
-  return { port, host: opts.host, url, ...(generatedPasswordFile ? { generatedPasswordFile } : {}), close };
+  return { port, host: opts.host, url, redis: ctx.redis, ...(generatedPasswordFile ? { generatedPasswordFile } : {}), close };
 }

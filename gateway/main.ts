@@ -5,12 +5,9 @@
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../runtime/internal/logger';
-import { announceReady, onSignals } from '../runtime/internal/process-args';
+import { Lifecycle } from '../runtime/internal/lifecycle';
 import { readSession } from '../runtime/internal/session';
-import { startGateway, type Gateway } from './gateway';
-
-/** A stop must end the process even when Redis is gone and closing waits on it. */
-const STOP_WITHIN_MS = 4500;
+import { startGateway } from './gateway';
 
 async function main(): Promise<void> {
   // Parsed here rather than with entryArgs: --register may be given several times.
@@ -28,15 +25,8 @@ async function main(): Promise<void> {
     strict: true,
   });
   const logger = createLogger('nodus-gateway');
-  // A signal may come while the gateway is still starting: then there is nothing to close yet.
-  const running: { gateway?: Gateway } = {};
-  const stop = async () => {
-    setTimeout(() => process.exit(0), STOP_WITHIN_MS).unref();
-    await running.gateway?.close().catch(() => undefined);
-    process.exit(0);
-  };
-  onSignals(stop);
-  const address = !args.address || args.address === 'auto' ? (process.env.NODUS_ADDRESS ?? readSession()?.address) : args.address;
+  const address = !args.address || args.address === 'auto' ? (process.env.NODUS_ADDRESS || readSession()?.address) : args.address;
+  const life = new Lifecycle({ name: 'gateway', logger, address: String(address), attached: !!args.attached });
   const gateway = await startGateway(
     {
       address: address as string,
@@ -50,11 +40,11 @@ async function main(): Promise<void> {
     },
     { logger },
   );
-  running.gateway = gateway;
+  life.watch(gateway.redis);
+  life.onStop(() => gateway.close());
   logger.info(`gateway listening on ${gateway.url}`);
   // generatedPassword: the file, for `nodus start` to show the password once.
-  const info = { port: gateway.port, host: gateway.host, url: gateway.url, ...(gateway.generatedPasswordFile ? { generatedPassword: gateway.generatedPasswordFile } : {}) };
-  announceReady(info, !!args.attached, stop);
+  life.ready({ port: gateway.port, host: gateway.host, url: gateway.url, ...(gateway.generatedPasswordFile ? { generatedPassword: gateway.generatedPasswordFile } : {}) });
 }
 
 main().catch((err) => {

@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 /** @module The `nodus` command line: start a head, join workers, show status, stop. A thin layer over the runtime's launcher. */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { NodusError } from '../runtime/errors';
-import { findRedisServer, freePort, portInUse, redisAddress, spawnAgent, spawnHead, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
+import { findRedisServer, freePort, portInUse, redisAddress, spawnAgent, spawnGateway, spawnHead, stopProcess, type StartedProcess } from '../runtime/internal/launcher';
 import { commandLine, isRunning } from '../runtime/internal/process-state';
 import { addToSession, clusterDir, currentPid, findSession, listSessions, removeSession, type Session, type SessionProcess } from '../runtime/internal/session';
-import { redact } from '../runtime/internal/redis';
+import { connect, redact, waitForRedis } from '../runtime/internal/redis';
+import { ServiceKeys } from '../runtime/protocol/services';
+import { listFlows, registerSource, unregisterSource } from '../gateway/flows/registry';
+import type { Redis } from 'ioredis';
 import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
@@ -23,6 +26,51 @@ function int(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number >= 0.');
   return n;
+}
+
+/** Repeatable options (--register a --register b). */
+function collect(v: string, all: string[]): string[] {
+  return [...all, v];
+}
+
+interface GatewayFlags {
+  gatewayPort?: number;
+  gatewayHost: string;
+  register: string[];
+  adminPassword?: string;
+}
+
+interface StartOptions extends GatewayFlags {
+  port: number;
+  numCpus?: number;
+  numGpus?: number;
+  resources?: Record<string, number>;
+  redisUrl?: string;
+  nodeTimeoutMs?: number;
+  block?: boolean;
+  bind: string;
+  password?: string;
+  persistence: boolean;
+  tls?: boolean;
+  gateway: boolean;
+}
+
+/**
+ * Starts a gateway for the cluster at `address` (its log in the cluster's folder). The default port is 3370; when
+ * that is taken and no port was asked for (a second cluster here), a free one: a named port that is taken is an error.
+ */
+async function startGatewayProcess(address: string, dir: string, o: GatewayFlags): Promise<StartedProcess & { url: string }> {
+  let port = o.gatewayPort ?? 3370;
+  if (await portInUse(port, o.gatewayHost)) {
+    if (o.gatewayPort !== undefined) throw new NodusError(`Port ${port} is in use, so the gateway cannot listen there: choose another with --gateway-port ${await freePort()}, or --no-gateway.`);
+    port = await freePort();
+    console.log(`Port 3370 is taken (another cluster's gateway?): this gateway listens on ${port}.`);
+  }
+  const g = await spawnGateway({ address, attached: false, logFile: join(dir, 'gateway.log'), port, host: o.gatewayHost, register: o.register, adminPassword: o.adminPassword, sessionDir: dir });
+  const url = String(g.info.url);
+  console.log(`Started the gateway (pid ${g.pid}) at ${url}; log: ${join(dir, 'gateway.log')}`);
+  if (g.info.generatedPassword) console.log(`The gateway's admin password (saved, readable only by you, in ${g.info.generatedPassword}):\n  ${readFileSync(String(g.info.generatedPassword), 'utf8').trim()}`);
+  return { ...g, url };
 }
 
 function json(v: string): Record<string, number> {
@@ -99,13 +147,19 @@ program
   .option('--tls', "the head's Redis serves TLS only (rediss://), with a certificate authority made here (openssl); clients trust it through NODUS_TLS_CA")
   .option('--no-persistence', "run the head's Redis without append-only persistence (a Redis restart then loses queued tasks and objects)")
   .option('--node-timeout-ms <ms>', 'a node silent this long is marked dead', int)
+  .option('--no-gateway', 'do not start the gateway (agentic services, on :3370)')
+  .option('--gateway-port <port>', 'port of the gateway (default 3370, or a free one when 3370 is taken)', int)
+  .option('--gateway-host <address>', 'address the gateway listens on; anything but loopback requires an admin password (given or generated)', '127.0.0.1')
+  .option('--register <url>', 'register a service with the gateway (its openapi.json or /-/routes URL); repeatable', collect, [])
+  .option('--admin-password <password>', "the gateway admin's password (default: 'admin' on loopback, generated otherwise)")
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
-  .action(async (o: { port: number; numCpus?: number; numGpus?: number; resources?: Record<string, number>; redisUrl?: string; nodeTimeoutMs?: number; block?: boolean; bind: string; password?: string; persistence: boolean; tls?: boolean }) => {
+  .action(async (o: StartOptions) => {
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
     const started: StartedProcess[] = [];
     const session: SessionProcess[] = [];
     let address = o.redisUrl;
     let redis: Parameters<typeof spawnHead>[0]['redis'];
+    let gatewayUrl = '';
     let dir: string;
     if (!address) {
       findRedisServer(); // the install command, before anything starts
@@ -151,6 +205,13 @@ program
         session.push({ role: 'agent', pid: agent.pid, address, startedAt: Date.now(), nodeId: agent.nodeId });
         console.log(`Started node ${agent.nodeId} with ${JSON.stringify(resources)} (pid ${agent.pid}).`);
       }
+      // As Ray starts its dashboard: the gateway for agentic services comes with the head.
+      if (o.gateway) {
+        const gw = await startGatewayProcess(address, dir, o);
+        started.push(gw);
+        session.push({ role: 'gateway', pid: gw.pid, address, startedAt: Date.now() });
+        gatewayUrl = gw.url;
+      }
     } catch (err) {
       for (const p of started.reverse()) await stopProcess(p.pid, 3000);
       throw err;
@@ -160,7 +221,7 @@ program
 nodus cluster is up at ${redact(address)}
   Join another machine:  npx nodus worker join --address ${redact(address).replace('127.0.0.1', '<this host>')}
   Connect a driver:      await init({ address: '${redact(address)}' })   or  NODUS_ADDRESS=${redact(address)}
-  See it:                npx nodus status
+  See it:                npx nodus status${gatewayUrl ? `\n  Gateway:               ${gatewayUrl} (npx nodus register <service>/openapi.json)` : ''}
   Stop it:               npx nodus stop${listSessions().length > 1 ? ` --address ${redact(address)}` : ''}`);
     if (o.block) blockUntilStopped(started);
   });
@@ -184,6 +245,72 @@ worker
     addToSession(address, [{ role: 'agent', pid: agent.pid, address, startedAt: Date.now(), nodeId: agent.nodeId }]);
     console.log(`Node ${agent.nodeId} joined ${redact(address)} with ${JSON.stringify(resources)} (pid ${agent.pid}); log: ${logFile}`);
     if (o.block) blockUntilStopped([agent]);
+  });
+
+program
+  .command('gateway')
+  .description('Start a gateway (agentic services: login, flows, the proxy, outputs) for a cluster, in the background')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .option('--port <port>', 'port to listen on (default 3370)', int)
+  .option('--host <address>', 'address to listen on; anything but loopback requires an admin password', '127.0.0.1')
+  .option('--register <url>', 'register a service (openapi.json or /-/routes URL); repeatable', collect, [])
+  .option('--admin-password <password>', "the admin's password (default: 'admin' on loopback, generated otherwise)")
+  .action(async (o: { address?: string; port?: number; host: string; register: string[]; adminPassword?: string }) => {
+    const address = clusterAddress(o.address);
+    const gw = await startGatewayProcess(address, clusterDir(address), { gatewayPort: o.port, gatewayHost: o.host, register: o.register, adminPassword: o.adminPassword });
+    addToSession(address, [{ role: 'gateway', pid: gw.pid, address, startedAt: Date.now() }]);
+  });
+
+/** Runs `fn` with a connection to the cluster's Redis and its services keys. */
+async function withServices<T>(address: string, fn: (redis: Redis, keys: ServiceKeys) => Promise<T>): Promise<T> {
+  const redis = connect(address, { name: 'nodus:cli' });
+  redis.on('error', () => undefined);
+  try {
+    await waitForRedis(redis, address, 5000);
+    return await fn(redis, new ServiceKeys(process.env.NODUS_NAMESPACE || undefined));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+program
+  .command('register')
+  .description("Register services with the cluster's gateways (koco --register): each URL is an openapi.json or a /-/routes listing")
+  .argument('<urls...>', 'e.g. http://localhost:8005/openapi.json')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .action(async (urls: string[], o: { address?: string }) => {
+    await withServices(clusterAddress(o.address), async (redis, keys) => {
+      for (const url of urls) {
+        const src = await registerSource(redis, keys, url);
+        console.log(`Registered ${url}: ${src.flows.length} flow${src.flows.length === 1 ? '' : 's'}`);
+        for (const f of src.flows) console.log(`  ${f.method} ${f.url}  ${f.summary}`);
+      }
+    });
+  });
+
+program
+  .command('unregister')
+  .description('Remove registered services from the gateway')
+  .argument('<urls...>', 'the URLs they were registered with')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .action(async (urls: string[], o: { address?: string }) => {
+    await withServices(clusterAddress(o.address), async (redis, keys) => {
+      for (const url of urls) console.log((await unregisterSource(redis, keys, url)) ? `Unregistered ${url}.` : `${url} was not registered (see \`nodus flows\`).`);
+    });
+  });
+
+program
+  .command('flows')
+  .description('List the registered entry points (flows) of the gateway')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .option('--json', 'print JSON')
+  .action(async (o: { address?: string; json?: boolean }) => {
+    await withServices(clusterAddress(o.address), async (redis, keys) => {
+      const flows = await listFlows(redis, keys);
+      if (o.json) return console.log(JSON.stringify(flows, null, 2));
+      if (!flows.length) return console.log('No flows registered. Register a service with `npx nodus register http://HOST:PORT/openapi.json`.');
+      for (const f of flows) console.log(`${f.method} ${f.url}  ${f.summary}${f.tags.length ? `  [${f.tags.join(', ')}]` : ''}  (from ${f.source})`);
+    });
   });
 
 program

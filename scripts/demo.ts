@@ -2,7 +2,13 @@
 import { cpus } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { get, init, shutdown, wait } from '../runtime';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createParser } from 'eventsource-parser';
 import { startLocalCluster } from '../runtime/internal/local-cluster';
+import { freePort, portInUse, spawnGateway, stopProcess } from '../runtime/internal/launcher';
+import { app as myService } from '../services/my_service/app';
 import { countPrimes } from '../services/demo/primes';
 
 const LIMIT = Number(process.env.DEMO_LIMIT ?? 12_000_000);
@@ -10,6 +16,8 @@ const CHUNKS = 96;
 
 async function main(): Promise<void> {
   const perNode = Math.max(1, cpus().length);
+  // my_service's tasks take 1 to 3 s each in the seed; here a tenth of that, so the demo ends in seconds.
+  process.env.NODUS_DEMO_TASK_MS ??= '100';
   console.log(`Starting a local cluster: Redis, a head and 2 node agents with ${perNode} CPUs each...`);
   const cluster = await startLocalCluster({ nodes: 2, numCpus: perNode });
   await init({ address: cluster.address, logToDriver: true });
@@ -44,8 +52,54 @@ async function main(): Promise<void> {
   for (const [node, n] of [...byNode].sort()) {
     console.log(`  ${node}: ${String(n.tasks).padStart(3)} tasks (${((100 * n.tasks) / results.length).toFixed(0)}%), ${n.numbers.toLocaleString()} numbers, on worker pids ${[...n.pids].join(', ')}`);
   }
+  await servicesDemo(cluster.address);
   await shutdown();
   await cluster.stop();
+}
+
+/**
+ * The agentic-services part: my_service on :8005 (or a free port), a gateway on :3370 (or a free port) with it
+ * registered, then the seed's two curl requests, byte for byte, and the execution's events as they stream.
+ */
+async function servicesDemo(address: string): Promise<void> {
+  const servicePort = (await portInUse(8005)) ? await freePort() : 8005;
+  const service = await myService.listen({ port: servicePort });
+  const gatewayPort = (await portInUse(3370)) ? await freePort() : 3370;
+  const dir = mkdtempSync(join(tmpdir(), 'nodus-demo-'));
+  const gateway = await spawnGateway({ address, attached: true, logFile: join(dir, 'gateway.log'), port: gatewayPort, register: [`http://localhost:${servicePort}/openapi.json`], sessionDir: dir });
+  const gw = `http://localhost:${gatewayPort}`;
+  try {
+    console.log(`\nAgentic services: my_service at ${service.url}, the gateway at ${gw} with it registered.`);
+    // curl -b cookie -c cookie -X POST -d '{"name": "admin", "password": "admin"}' http://localhost:3370/api/login
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    console.log(`$ curl -b cookie -c cookie -X POST -d '{"name": "admin", "password": "admin"}' ${gw}/api/login`);
+    const login = await fetch(`${gw}/api/login`, { method: 'POST', headers: form, body: '{"name": "admin", "password": "admin"}' });
+    console.log(`  ${login.status} ${await login.text()}`);
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0];
+    // curl -b cookie -c cookie -X POST -d '{"tasks": 100}' http://localhost:3370/-/localhost/8005/-/
+    const path = `/-/localhost/${servicePort}/-/`;
+    console.log(`$ curl -b cookie -c cookie -X POST -d '{"tasks": 100}' ${gw}${path}`);
+    const launched = await fetch(`${gw}${path}`, { method: 'POST', headers: { ...form, cookie }, body: '{"tasks": 100}' });
+    const body = (await launched.json()) as { fid: string };
+    console.log(`  ${launched.status} ${JSON.stringify(body)}`);
+    console.log(`\nThe execution's events, as they stream from ${gw}/outputs/stream/${body.fid}:`);
+    const stream = await fetch(`${gw}/outputs/stream/${body.fid}`, { headers: { cookie } });
+    const parser = createParser({
+      onEvent: (e) => {
+        if (e.event === 'eof') return;
+        const ev = JSON.parse(e.data) as { kind: string; data: unknown };
+        const text = ev.kind === 'status' ? `status ${(ev.data as { status: string }).status}` : ev.kind === 'final' ? `final result: ${(ev.data as unknown[]).length} results` : `${ev.kind}: ${String(typeof ev.data === 'string' ? ev.data : JSON.stringify(ev.data)).slice(0, 110)}`;
+        console.log(`  [${e.id}] ${text.trimEnd()}`);
+      },
+    });
+    const decoder = new TextDecoder();
+    for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
+    console.log(`\nTo keep it running: npx nodus start --head (its gateway is on :3370), npx tsx services/my_service/app.ts, then npx nodus register http://localhost:8005/openapi.json.`);
+  } finally {
+    await stopProcess(gateway.pid, 3000);
+    await service.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 main().catch(async (err) => {

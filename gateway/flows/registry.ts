@@ -3,10 +3,9 @@
  * several), keep what was found in Redis, list and search it. Plain functions over a Redis connection, no Nest, so that the
  * CLI (`nodus register URL`) calls them as the gateway does.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ConfigError, NodusError } from '../../runtime/errors';
-import { OPENAPI_EXTENSION, type EntryExtension, type Flow, type RegisteredSource, type ServiceKeys } from '../../runtime/protocol/services';
+import { OPENAPI_EXTENSION, flowUid, type EntryExtension, type Flow, type RegisteredSource, type ServiceKeys } from '../../runtime/protocol/services';
 
 /** A service (or a URL being registered) did not answer, or not with what a service serves. The gateway answers 502. */
 export class ServiceUnreachableError extends NodusError {
@@ -46,11 +45,6 @@ async function fetchJson(url: string): Promise<unknown> {
   } catch {
     throw new ServiceUnreachableError(`${url} did not answer JSON. ${HOW_TO}`);
   }
-}
-
-/** Short and stable: the same entry of the same service keeps its uid across registrations and gateways. */
-function flowUid(base: string, path: string): string {
-  return createHash('sha256').update(`${base}${path}`).digest('hex').slice(0, 12);
 }
 
 /** The service's base URL: its openapi.json's URL without that name (a route prefix stays). */
@@ -213,10 +207,13 @@ export async function listFlows(redis: Redis, keys: ServiceKeys, query: FlowQuer
 
 /** The base URL (`http://host:port`) of a registered service at host:port, or undefined: the proxy goes nowhere else. */
 export async function registeredOrigin(redis: Redis, keys: ServiceKeys, host: string, port: string): Promise<string | undefined> {
+  // This machine is this machine however it is named: a service registered as localhost answers /-/127.0.0.1/... too.
+  const loopback = (h: string) => ['localhost', '127.0.0.1', '::1', '[::1]'].includes(h);
+  const same = (a: string, b: string) => a === b || (loopback(a) && loopback(b));
   for (const s of await listSources(redis, keys)) {
     for (const f of s.flows) {
       const u = new URL(f.base);
-      if (u.hostname === host && (u.port || (u.protocol === 'https:' ? '443' : '80')) === port) return u.origin;
+      if (same(u.hostname, host) && (u.port || (u.protocol === 'https:' ? '443' : '80')) === port) return u.origin;
     }
   }
   return undefined;

@@ -19,8 +19,8 @@ export function distRoot(): string {
   return __filename.endsWith('.ts') ? join(here, 'dist') : here;
 }
 
-export function entryPoint(name: 'head' | 'agent' | 'worker' | 'cli'): string {
-  const rel = { head: 'head/main.js', agent: 'workers/agent-main.js', worker: 'workers/worker-process.js', cli: 'scripts/cli.js' }[name];
+export function entryPoint(name: 'head' | 'agent' | 'worker' | 'cli' | 'gateway'): string {
+  const rel = { head: 'head/main.js', agent: 'workers/agent-main.js', worker: 'workers/worker-process.js', cli: 'scripts/cli.js', gateway: 'gateway/main.js' }[name];
   return join(distRoot(), rel);
 }
 
@@ -189,6 +189,29 @@ export function spawnHead(o: HeadProcessOptions): Promise<StartedProcess & { inf
   if (o.driverTimeoutMs) args.push('--driver-timeout-ms', String(o.driverTimeoutMs));
   if (o.redis) args.push('--redis', JSON.stringify(o.redis));
   return forkReady(entryPoint('head'), args, o);
+}
+
+export interface GatewayProcessOptions extends NodeProcessOptions {
+  /** @default 3370 */
+  port?: number;
+  /** @default 127.0.0.1 */
+  host?: string;
+  /** Service URLs (openapi.json or /-/routes) registered at start. */
+  register?: string[];
+  /** The admin's password (passed in the environment, out of `ps`). */
+  adminPassword?: string;
+  /** Where a generated admin password is saved. */
+  sessionDir?: string;
+}
+
+/** Starts the gateway (HTTP on port 3370 by default) and waits until it listens; `info.url` is where. */
+export function spawnGateway(o: GatewayProcessOptions): Promise<StartedProcess & { info: Record<string, unknown> }> {
+  const args: string[] = [];
+  if (o.port !== undefined) args.push('--port', String(o.port));
+  if (o.host) args.push('--host', o.host);
+  for (const url of o.register ?? []) args.push('--register', url);
+  if (o.sessionDir) args.push('--session-dir', o.sessionDir);
+  return forkReady(entryPoint('gateway'), args, { ...o, env: { ...o.env, ...(o.adminPassword ? { NODUS_ADMIN_PASSWORD: o.adminPassword } : {}) } });
 }
 
 export async function spawnAgent(o: AgentProcessOptions): Promise<StartedProcess & { nodeId: string }> {
