@@ -77,6 +77,8 @@ export async function Launch<I>(request: EnterRequest, entry: string | Entrypoin
   const runner = RunnerActor.options({ name: fid, namespace: RUNNER_NAMESPACE, lifetime: 'detached' }).remote();
   // Whoever launched it watches it while it lives: a runner whose process dies ends the execution with status error.
   get(runner.run.remote(fid, resolved, inputs)).catch(async (err: Error) => {
+    // Killed because a cancel was asked for: that is a cancel, not a failure.
+    if (await redis.hget(keys.exec(fid), 'cancelRequested').catch(() => null)) return void (await setStatus(redis, keys, fid, 'cancelled', { message: 'cancelled' }).catch(() => undefined));
     const message = `the runner of this execution died: ${err.message}`;
     await setStatus(redis, keys, fid, 'error', { message, before: [{ kind: 'error', data: { name: err.name, message } }] }).catch(() => undefined);
   });

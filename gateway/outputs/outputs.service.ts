@@ -161,16 +161,21 @@ export class OutputsService implements OnModuleInit, OnModuleDestroy {
     if (isFinal(rec.status)) throw ended(rec.status);
     if (!(await requestCancel(redis, keys, fid))) throw ended((await redis.hget(keys.exec(fid), 'status')) ?? rec.status);
     const statusNow = async () => (await redis.hget(keys.exec(fid), 'status')) as ExecStatus | null;
+    const killRunner = () => (async () => kill(await getActor(fid, { namespace: RUNNER_NAMESPACE }), { noRestart: true }))().catch(() => undefined);
     for (const deadline = Date.now() + CANCEL_GRACE_MS; Date.now() < deadline; ) {
       await sleep(50);
       const s = await statusNow();
-      if (isFinal(s ?? undefined)) return { fid, status: s! };
+      if (isFinal(s ?? undefined)) {
+        // It honoured its signal; the tasks it started die with it (a kill from here cancels what it owns).
+        void killRunner();
+        return { fid, status: s! };
+      }
     }
-    // The runner did not end it: dead, stuck in code that ignores its signal, or never started. Kill it, and end the
-    // execution ourselves whatever the kill did (a runner that ends it first wins: setStatus keeps the first end).
-    const killing = (async () => kill(await getActor(fid, { namespace: RUNNER_NAMESPACE }), { noRestart: true }))().catch(() => undefined);
-    await Promise.race([killing, sleep(KILL_WAIT_MS)]);
+    // The runner did not end it: dead, stuck in code that ignores its signal, or never started. End the execution
+    // first (the first end wins: a kill seen as the runner's death must not turn it into an error), then kill the runner,
+    // which cancels the tasks it started.
     await setStatus(redis, keys, fid, 'cancelled', { message: `cancelled by ${user.name}` });
+    await Promise.race([killRunner(), sleep(KILL_WAIT_MS)]);
     return { fid, status: (await statusNow()) ?? 'cancelled' };
   }
 
