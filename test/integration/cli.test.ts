@@ -8,6 +8,8 @@ import { entryPoint, freePort } from '../../runtime/internal/launcher';
 import { readSession } from '../../runtime/internal/session';
 import { eventually, processAlive } from '../helpers/cluster';
 import { whereAmI } from '../fixtures/tasks';
+import { testService } from '../fixtures/services';
+import { CookieJar, curlPost } from '../helpers/services';
 
 const run = promisify(execFile);
 let dir: string;
@@ -29,7 +31,7 @@ afterAll(async () => {
 
 test('start --head and worker join form a cluster that status shows, a driver uses both nodes, and stop ends it all', async () => {
   const port = await freePort();
-  const started = await nodus('start', '--head', '--port', String(port), '--num-cpus', '1');
+  const started = await nodus('start', '--head', '--port', String(port), '--num-cpus', '1', '--no-gateway');
   expect(started.stdout).toContain(`nodus cluster is up at redis://127.0.0.1:${port}`);
   expect(started.stdout).toContain('npx nodus worker join --address');
   const address = `redis://127.0.0.1:${port}`;
@@ -61,7 +63,7 @@ test('start --head and worker join form a cluster that status shows, a driver us
 
 test('a head bound off loopback gets a password: generated, saved readable only by its owner, printed once, required', async () => {
   const port = await freePort();
-  const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--bind', '0.0.0.0');
+  const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--bind', '0.0.0.0', '--no-gateway');
   const file = join(dir, `cluster-127.0.0.1-${port}`, 'redis_password');
   const password = readFileSync(file, 'utf8').trim();
   expect(password.length).toBeGreaterThanOrEqual(24);
@@ -85,4 +87,31 @@ test('start names the install command when redis-server is missing', async () =>
 test('a wrong option gets a clear error', async () => {
   const err = await nodus('start', '--head', '--num-cpu', '2').catch((e: { stderr: string }) => e);
   expect((err as { stderr: string }).stderr).toMatch(/unknown option '--num-cpu'[\s\S]*--num-cpus/);
+});
+
+test('start --head starts the gateway; register and flows add and list a service through the cluster; stop ends the gateway too', async () => {
+  const [port, gatewayPort] = [await freePort(), await freePort()];
+  const service = await testService.listen({ port: 0 });
+  try {
+    const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--gateway-port', String(gatewayPort));
+    expect(out.stdout).toContain(`Started the gateway`);
+    expect(out.stdout).toContain(`http://127.0.0.1:${gatewayPort}`);
+    expect(await (await fetch(`http://127.0.0.1:${gatewayPort}/health`)).json()).toMatchObject({ status: 'ok' });
+    const registered = await nodus('register', `http://localhost:${service.port}/openapi.json`);
+    expect(registered.stdout).toMatch(/Registered .*: 2 flows/);
+    const flows = JSON.parse((await nodus('flows', '--json')).stdout) as { url: string; summary: string }[];
+    expect(flows.map((f) => f.summary).sort()).toEqual(['Hello', 'Stubborn']);
+    // The gateway lists what the CLI registered: both read the registry in Redis.
+    const jar = new CookieJar();
+    await curlPost(`http://127.0.0.1:${gatewayPort}/api/login`, '{"name": "admin", "password": "admin"}', jar);
+    const listed = (await (await fetch(`http://127.0.0.1:${gatewayPort}/flow`, { headers: { cookie: jar.header() } })).json()) as unknown[];
+    expect(listed).toHaveLength(2);
+    expect((await nodus('unregister', `http://localhost:${service.port}/openapi.json`)).stdout).toContain('Unregistered');
+    const gatewayPid = readSession()!.processes.find((p) => p.role === 'gateway')!.pid;
+    const stopped = await nodus('stop');
+    expect(stopped.stdout).toContain('Stopped gateway');
+    await eventually(() => !processAlive(gatewayPid), 'the gateway stopped');
+  } finally {
+    await service.close();
+  }
 });
