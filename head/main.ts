@@ -13,23 +13,24 @@ async function main(): Promise<void> {
   const life = new Lifecycle({ name: 'head', logger, address, attached: !!args.attached });
   const num = (v: unknown) => (v === undefined ? undefined : Number(v));
   // The head owns the Redis it was asked to start: it starts it again when it dies, and stops it last.
-  let head: Head | undefined;
+  const restarted: { head?: Head } = {};
   if (args.redis) {
     supervisor = new RedisSupervisor(JSON.parse(String(args.redis)) as Omit<RedisServerOptions, 'detached'>, logger, (r) => {
-      void head?.recordRedisRestart(r).catch(() => undefined);
+      void restarted.head?.recordRedisRestart(r).catch(() => undefined);
     });
     life.onStop(() => supervisor!.stop());
     await supervisor.start();
   }
-  head = new Head({
+  const head = new Head({
     address,
     keys: new Keys(args.namespace ? String(args.namespace) : undefined),
     nodeTimeoutMs: num(args['node-timeout-ms'] ?? process.env.NODUS_NODE_TIMEOUT_MS),
     driverTimeoutMs: num(args['driver-timeout-ms'] ?? process.env.NODUS_DRIVER_TIMEOUT_MS),
     logger,
   });
+  restarted.head = head;
   for (const c of head.connections) life.watch(c);
-  life.onStop(() => head!.stop());
+  life.onStop(() => head.stop());
   const info = await head.start();
   life.ready({ ...info, redisPid: supervisor?.pid, redisPidFile: supervisor?.pidFile });
 }

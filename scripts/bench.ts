@@ -15,11 +15,20 @@ import { readSettings, sleep } from './bench/measure';
 import { primeFanout } from './bench/peers';
 import { machineLine, printTable, writeJson, type Row } from './bench/report';
 import { actorRows, objectRows, taskRows } from './bench/rows';
+import { printServices, servicesSection } from './bench/services';
 
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
   const cores = cpus().length;
   console.log(machineLine(s));
+  // --services: the agentic-services section alone.
+  if (process.argv.includes('--services')) {
+    console.log('Agentic services (gateway on its own process, services in this one):');
+    const services = await servicesSection(s);
+    printServices(services);
+    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, services)}`);
+    return;
+  }
   const rows: Row[] = [];
   const curves: Curves = { workers: [], queued: [], notes: [] };
 
@@ -66,9 +75,13 @@ async function main(): Promise<void> {
   );
   if (s.quick) curves.notes.push('--quick: trials are shorter; 4 worker processes, 100k queued tasks and the submit + get of the 10k-refs task are left out; latency is over 500 calls.');
 
+  console.log('Agentic services (gateway on its own process, services in this one):');
+  const services = await servicesSection(s);
+
   printTable(rows);
   printCurves(curves);
-  console.log(`\nWrote ${writeJson(s, rows, curves)}`);
+  printServices(services);
+  console.log(`\nWrote ${writeJson(s, rows, curves, services)}`);
 }
 
 main().then(

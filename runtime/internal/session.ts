@@ -82,7 +82,7 @@ export function currentPid(p: SessionProcess): number {
 
 /** Every cluster with processes started on this machine; records whose processes are all gone are removed. */
 export function listSessions(): Session[] {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(sessionDir()).filter((n) => n.startsWith('cluster-'));
   } catch {

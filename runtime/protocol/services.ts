@@ -64,7 +64,7 @@ export const EVENT_FIELDS = { kind: 'k', data: 'd', at: 't' } as const;
 export function parseEvent(id: string, fields: string[]): ExecEvent {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-  let data: unknown = null;
+  let data: unknown;
   try {
     data = f[EVENT_FIELDS.data] === undefined ? null : JSON.parse(f[EVENT_FIELDS.data]);
   } catch {

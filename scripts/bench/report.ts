@@ -52,11 +52,11 @@ export function printTable(rows: Row[]): void {
 }
 
 /** Writes bench-results/bench-<date>.json and returns its path. */
-export function writeJson(s: Settings, rows: Row[], curves: Curves): string {
+export function writeJson(s: Settings, rows: Row[], curves: Curves, services?: unknown): string {
   const dir = join(process.cwd(), 'bench-results');
   mkdirSync(dir, { recursive: true });
   const date = new Date().toISOString();
   const file = join(dir, `bench-${date.replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ date, quick: s.quick, million: s.million, settings: s, machine: machine(), rows, curves }, null, 2));
+  writeFileSync(file, JSON.stringify({ date, quick: s.quick, million: s.million, settings: s, machine: machine(), rows, curves, services }, null, 2));
   return file;
 }
