@@ -38,9 +38,16 @@ export class ActorHost {
 
   /** Starts an actor the node has taken (its resources already reserved). */
   async host(actorId: string, demand: Resources): Promise<void> {
-    const rec = (await this.o.redis.hgetall(this.o.keys.actor(actorId))) as unknown as ActorRecord;
+    let rec = (await this.o.redis.hgetall(this.o.keys.actor(actorId))) as unknown as ActorRecord;
+    // The record is written before the placement job, but a creator's script can be answered after its job
+    // (a script Redis had not cached is sent again): wait for it a moment rather than drop the actor.
+    for (let i = 0; !rec.id && i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      rec = (await this.o.redis.hgetall(this.o.keys.actor(actorId))) as unknown as ActorRecord;
+    }
     if (!rec.id || rec.state === 'dead' || (rec.host && rec.host !== this.o.nodeId())) {
       // Killed (or its driver died) while it waited for a node; or placed twice (a head resumed a move) and hosted elsewhere.
+      this.o.logger.warn({ actor: actorId, state: rec.state, host: rec.host, found: !!rec.id }, 'actor not hosted here: it is gone, dead, or hosted elsewhere');
       this.o.release(demand);
       return;
     }
