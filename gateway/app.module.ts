@@ -1,5 +1,6 @@
 /** @module The gateway's root module: one module per concern over a shared context, every body read by one middleware. */
 import { Module, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import { AppsModule } from './apps/apps.module';
 import { AuthModule } from './auth/auth.module';
 import { BodyMiddleware } from './common/body';
 import { CommonModule } from './common/common.module';
@@ -12,7 +13,7 @@ import { OutputsModule } from './outputs/outputs.module';
 export class AppModule implements NestModule {
   /** The application for one gateway context (made by startGateway). */
   static forRoot(ctx: GatewayContext): DynamicModule {
-    return { module: AppModule, imports: [CommonModule.forRoot(ctx), AuthModule, FlowsModule, OutputsModule] };
+    return { module: AppModule, imports: [CommonModule.forRoot(ctx), AuthModule, FlowsModule, OutputsModule, AppsModule] };
   }
 
   configure(consumer: MiddlewareConsumer): void {

@@ -15,6 +15,8 @@ import { acquireDriver, releaseDriver } from './common/driver';
 import { ErrorFilter } from './common/error.filter';
 import { NestPinoLogger } from './common/logger';
 import type { Redis } from 'ioredis';
+import { AppsService } from './apps/apps.service';
+import { attachSession } from './apps/session';
 import { resolveGatewayOptions, type GatewayOptions } from './config';
 
 /** A running gateway. */
@@ -54,6 +56,7 @@ export async function startGateway(options: GatewayOptions, deps: { logger?: Log
   const ctx = await GatewayContext.open(opts, logger);
   let app: NestExpressApplication | undefined;
   let driver = false;
+  let sessions: { close(): void; clients: Set<{ terminate(): void }> } | undefined;
   try {
     await acquireDriver(opts.address, opts.namespace);
     driver = true;
@@ -69,6 +72,7 @@ export async function startGateway(options: GatewayOptions, deps: { logger?: Log
     app.useGlobalFilters(new ErrorFilter(logger));
     app.use(cookieParser());
     app.disable('x-powered-by');
+    sessions = attachSession(app.getHttpServer(), app.get(AuthService), app.get(AppsService));
     await app.listen(opts.port, opts.host);
   } catch (err) {
     await app?.close().catch(() => undefined);
@@ -86,6 +90,8 @@ export async function startGateway(options: GatewayOptions, deps: { logger?: Log
   const close = () =>
     (closing ??= (async () => {
       await within(ctx.redis.hdel(ctx.keys.gateways, id), 500).catch(() => undefined);
+      for (const ws of sessions?.clients ?? []) ws.terminate();
+      sessions?.close();
       await started.close().catch((err: unknown) => logger.warn({ err }, 'gateway: error while closing'));
       await within(releaseDriver(), 2000);
       await ctx.close();

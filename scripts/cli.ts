@@ -12,6 +12,7 @@ import { addToSession, clusterDir, currentPid, findSession, listSessions, remove
 import { connect, redact, waitForRedis } from '../runtime/internal/redis';
 import { ServiceKeys } from '../runtime/protocol/services';
 import { listFlows, registerSource, unregisterSource } from '../gateway/flows/registry';
+import { init, shutdown } from '../runtime';
 import type { Redis } from 'ioredis';
 import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
@@ -310,6 +311,80 @@ program
       if (o.json) return console.log(JSON.stringify(flows, null, 2));
       if (!flows.length) return console.log('No flows registered. Register a service with `npx nodus register http://HOST:PORT/openapi.json`.');
       for (const f of flows) console.log(`${f.method} ${f.url}  ${f.summary}${f.tags.length ? `  [${f.tags.join(', ')}]` : ''}  (from ${f.source})`);
+    });
+  });
+
+/**
+ * Runs `fn` as a driver of the cluster (apps deploy actors and call them), with the serving layer loaded only here:
+ * it brings onnxruntime, which the other commands do not need.
+ */
+async function asDriver<T>(address: string | undefined, fn: (apps: typeof import('../serving/apps.js')) => Promise<T>): Promise<T> {
+  await init({ address: clusterAddress(address), logToDriver: false });
+  try {
+    return await fn(await import('../serving/apps.js'));
+  } finally {
+    await shutdown();
+  }
+}
+
+const app = program.command('app').description('Model-serving apps: register, invoke, list, unregister');
+app
+  .command('register')
+  .description('Register an app (a module exporting config.tasks and serve): deploys the unit tasks it needs, showing progress')
+  .argument('<source>', 'the app module, e.g. services/image_chat/app.ts')
+  .option('--alias <name>', 'a name to invoke it by (default: its folder name)')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .action(async (source: string, o: { alias?: string; address?: string }) => {
+    await asDriver(o.address, async ({ registerApp }) => {
+      const rec = await registerApp(source, { alias: o.alias, progress: (m) => console.log(`  ${m}`) });
+      console.log(`Registered ${rec.alias} (${rec.id}): ${rec.deployments.length} deployment${rec.deployments.length === 1 ? '' : 's'}${rec.streaming ? '; it streams (NDJSON)' : ''}.`);
+    });
+  });
+app
+  .command('invoke')
+  .description('Invoke an app with a JSON request; a streaming app prints one JSON line per item')
+  .argument('<app>', 'its id or alias')
+  .argument('<json>', `the request, e.g. '{"prompt": "What is in this picture?", "imageUrl": "data:image/png;base64,..."}'`)
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .action(async (id: string, json: string, o: { address?: string }) => {
+    let request: unknown;
+    try {
+      request = JSON.parse(json);
+    } catch (err) {
+      throw new NodusError(`The request is not JSON (${(err as Error).message}); quote it, e.g. '{"prompt": "hi"}'.`);
+    }
+    await asDriver(o.address, async ({ findApp, streamApp, invokeApp }) => {
+      if ((await findApp(id)).streaming) for await (const item of streamApp(id, request)) console.log(JSON.stringify(item));
+      else console.log(JSON.stringify(await invokeApp(id, request), null, 2));
+    });
+  });
+app
+  .command('list')
+  .description('Apps, the unit tasks they use (deployments), their replicas and where each runs')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .option('--json', 'print JSON')
+  .action(async (o: { address?: string; json?: boolean }) => {
+    await asDriver(o.address, async ({ listApps }) => {
+      const { apps, deployments } = await listApps();
+      if (o.json) return console.log(JSON.stringify({ apps, deployments }, null, 2));
+      console.log(`Apps: ${apps.length}`);
+      for (const a of apps) console.log(`  ${a.alias}  ${a.id}  ${a.state}${a.streaming ? '  streaming' : ''}  ${a.source}\n    uses ${a.deployments.join(', ') || '-'}`);
+      console.log(`\nDeployments: ${deployments.length}`);
+      for (const d of deployments) {
+        console.log(`  ${d.key}  ${d.kind} ${String(d.config.modelId)}  ${d.replicas.length} replica${d.replicas.length === 1 ? '' : 's'}  held by ${d.holders.join(', ')}`);
+        for (const h of d.hosts) console.log(`    ${h.replica}  node ${h.node}  pid ${h.pid}  device ${h.device}`);
+      }
+    });
+  });
+app
+  .command('unregister')
+  .description('Unregister an app; deployments no other app uses are torn down')
+  .argument('<app>', 'its id or alias')
+  .option('--address <url>', 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)')
+  .action(async (id: string, o: { address?: string }) => {
+    await asDriver(o.address, async ({ unregisterApp }) => {
+      const rec = await unregisterApp(id, (m) => console.log(`  ${m}`));
+      console.log(`Unregistered ${rec.alias} (${rec.id}).`);
     });
   });
 

@@ -41,6 +41,10 @@ export function formatStatus(s: ClusterStatus): string {
   for (const a of s.actors) {
     lines.push(`  ${a.cls}${a.name ? ` '${a.namespace}/${a.name}'` : ''}  ${a.id}  ${a.state}  node ${a.node || '-'}  restarts ${a.restarts}${a.detached ? '  detached' : ''}`);
   }
+  if (s.modelHosts.length) {
+    lines.push('', `Model hosts: ${s.modelHosts.length}`);
+    for (const h of s.modelHosts) lines.push(`  ${h.replica}  ${h.modelId}  device ${h.device}  node ${h.node}  pid ${h.pid}`);
+  }
   if (s.infeasible.length) {
     lines.push('', 'Infeasible demand (no node could ever run these; add a node that has the resources):');
     for (const i of s.infeasible) lines.push(`  {${fmt(i.demand)}}${i.task ? ` ${i.task}` : ''}: ${i.waiting ?? '?'} waiting since ${ago(i.since)}`);

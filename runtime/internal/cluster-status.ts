@@ -1,5 +1,6 @@
 /** @module Reads the cluster's state from Redis: what `nodus status` prints. */
 import { Queue } from 'bullmq';
+import { ServingKeys, type HostInfo } from '../protocol/serving';
 import { Keys, type ActorRecord, type DriverInfo, type HeadInfo, type NodeInfo, type Resources } from '../protocol';
 import { connect, redact, waitForRedis } from './redis';
 
@@ -13,6 +14,8 @@ export interface ClusterStatus {
   tasks: { shape: string; demand: Resources; queued: number; running: number }[];
   actors: { id: string; cls: string; name: string; namespace: string; node: string; state: string; restarts: number; detached: boolean; demand: Resources }[];
   infeasible: { shape: string; demand: Resources; waiting?: number; task?: string; since: number }[];
+  /** Model hosts of model serving, with the device each runs on. */
+  modelHosts: HostInfo[];
 }
 
 function add(into: Resources, r: Resources): void {
@@ -58,6 +61,7 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
       if (!a.id) continue;
       actors.push({ id, cls: a.cls, name: a.name, namespace: a.namespace, node: a.node, state: a.state, restarts: Number(a.restarts), detached: a.detached === '1', demand: JSON.parse(a.demand) as Resources });
     }
+    const modelHosts = Object.values(await redis.hgetall(new ServingKeys(namespace).hosts)).map((raw) => JSON.parse(raw) as HostInfo);
     const beat = Number(headRaw.beat ?? 0);
     const head = headRaw.startedAt
       ? {
@@ -81,6 +85,7 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
       drivers: driversRaw.map((s) => JSON.parse(s) as DriverInfo),
       tasks,
       actors,
+      modelHosts,
       infeasible: Object.entries(infeasibleRaw).map(([shape, raw]) => ({ shape, ...(JSON.parse(raw) as { demand: Resources; since: number }) })),
     };
   } finally {
