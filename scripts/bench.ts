@@ -16,11 +16,20 @@ import { primeFanout } from './bench/peers';
 import { machineLine, printTable, writeJson, type Row } from './bench/report';
 import { actorRows, objectRows, taskRows } from './bench/rows';
 import { printServices, servicesSection } from './bench/services';
+import { printServing, servingSection } from './bench/serving';
 
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
   const cores = cpus().length;
   console.log(machineLine(s));
+  // --serving: the model-serving section alone.
+  if (process.argv.includes('--serving')) {
+    console.log('Model serving (tiny model, model hosts on this machine):');
+    const serving = await servingSection(s);
+    printServing(serving);
+    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { serving })}`);
+    return;
+  }
   // --services: the agentic-services section alone.
   if (process.argv.includes('--services')) {
     console.log('Agentic services (gateway on its own process, services in this one):');
@@ -77,11 +86,14 @@ async function main(): Promise<void> {
 
   console.log('Agentic services (gateway on its own process, services in this one):');
   const services = await servicesSection(s);
+  console.log('Model serving (tiny model, model hosts on this machine):');
+  const serving = await servingSection(s);
 
   printTable(rows);
   printCurves(curves);
   printServices(services);
-  console.log(`\nWrote ${writeJson(s, rows, curves, services)}`);
+  printServing(serving);
+  console.log(`\nWrote ${writeJson(s, rows, curves, { services, serving })}`);
 }
 
 main().then(

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** @module The `nodus` command line: start a head, join workers, show status, stop. A thin layer over the runtime's launcher. */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -27,6 +28,12 @@ function int(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a whole number >= 0.');
   return n;
+}
+
+/** GPUs of this machine as nvidia-smi lists them (0 without it): a node offers them unless --num-gpus says otherwise. */
+function detectGpus(): number {
+  const out = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000 });
+  return out.status === 0 ? out.stdout.split('\n').filter((l) => /^GPU \d+/.test(l)).length : 0;
 }
 
 /** Repeatable options (--register a --register b). */
@@ -140,7 +147,7 @@ program
   .requiredOption('--head', 'start a head node (the only kind `start` makes; workers use `nodus worker join`)')
   .option('--port <port>', 'port of the Redis the head starts', int, 6379)
   .option('--num-cpus <n>', "CPUs this node offers to tasks (0: the head runs no tasks)", int)
-  .option('--num-gpus <n>', 'GPUs this node offers to tasks', int)
+  .option('--num-gpus <n>', 'GPUs this node offers to tasks (default: those nvidia-smi lists)', int)
   .option('--resources <json>', `custom resources, e.g. '{"accel": 2}'`, json)
   .option('--redis-url <url>', 'use this running Redis instead of starting one')
   .option('--bind <address>', 'address the Redis listens on; anything but loopback requires a password (one is generated if not given)', '127.0.0.1')
@@ -155,7 +162,7 @@ program
   .option('--admin-password <password>', "the gateway admin's password (default: 'admin' on loopback, generated otherwise)")
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
   .action(async (o: StartOptions) => {
-    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
+    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources }, cpus().length);
     const started: StartedProcess[] = [];
     const session: SessionProcess[] = [];
     let address = o.redisUrl;
@@ -233,14 +240,14 @@ worker
   .description('Join this machine to a cluster as a node: a node agent with worker processes')
   .option('--address <url>', 'Redis address of the head, e.g. redis://10.0.0.5:6379 (default: NODUS_ADDRESS, or the cluster started here)')
   .option('--num-cpus <n>', 'CPUs this node offers to tasks', int)
-  .option('--num-gpus <n>', 'GPUs this node offers to tasks', int)
+  .option('--num-gpus <n>', 'GPUs this node offers to tasks (default: those nvidia-smi lists)', int)
   .option('--resources <json>', `custom resources, e.g. '{"accel": 2}'`, json)
   .option('--tls-ca <file>', 'for a rediss:// head with its own certificate authority: the CA file `nodus start --tls` made (default: NODUS_TLS_CA)')
   .option('--block', 'stay in the foreground; Ctrl-C stops this node')
   .action(async (o: { address?: string; numCpus?: number; numGpus?: number; resources?: Record<string, number>; block?: boolean; tlsCa?: string }) => {
     const address = clusterAddress(o.address);
     if (o.tlsCa) process.env.NODUS_TLS_CA = resolve(o.tlsCa);
-    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus, resources: o.resources }, cpus().length);
+    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources }, cpus().length);
     const logFile = join(clusterDir(address), `agent-${Date.now()}.log`);
     const agent = await spawnAgent({ address, attached: false, logFile, resources });
     addToSession(address, [{ role: 'agent', pid: agent.pid, address, startedAt: Date.now(), nodeId: agent.nodeId }]);

@@ -1,10 +1,12 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { CoreContext } from '../../runtime/internal/context';
-import { freePort, spawnGateway, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
+import { entryPoint, freePort, spawnGateway, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
 import { invokeApp, listApps, registerApp, streamApp, unregisterApp } from '../../serving/apps';
 import { directHolder, LLMTask, releaseHolder } from '../../serving';
 import { ImageChatTask } from '../../services/image_chat/task';
@@ -13,6 +15,7 @@ import { useCluster } from '../helpers/cluster';
 import { CookieJar, curlPost } from '../helpers/services';
 
 ensureTinyModels();
+const run = promisify(execFile);
 const cluster = useCluster({ nodes: 1, cpus: 2 });
 const root = join(__dirname, '..', '..');
 let imageUrl: string;
@@ -118,6 +121,21 @@ test('bad input gets clear errors and the hosts stay up: an invalid data URL, an
   writeFileSync(broken, 'export const config = ;\n');
   await expect(registerApp(broken, { alias: 'broken' })).rejects.toThrow(/could not be loaded|Could not register/);
   expect((await listApps()).apps).toHaveLength(0);
+});
+
+test('nodus app register, invoke, list and unregister from the command line', async () => {
+  const env = { ...process.env, NODUS_ADDRESS: cluster.address };
+  const cli = (...args: string[]) => run(process.execPath, [entryPoint('cli'), ...args], { env, cwd: root, timeout: 120_000 });
+  const reg = await cli('app', 'register', 'services/image_chat/app.ts', '--alias', 'clichat');
+  expect(reg.stdout).toMatch(/starting encoder host[\s\S]*Registered clichat \(app-\w+\): 2 deployments/);
+  const out = JSON.parse((await cli('app', 'invoke', 'clichat', JSON.stringify({ prompt: 'What is in this picture?', imageUrl }))).stdout);
+  expect(out).toEqual({ response: expect.any(String) });
+  const list = (await cli('app', 'list')).stdout;
+  expect(list).toMatch(/clichat .* ready/);
+  expect(list).toMatch(/device cpu/);
+  const bad = await cli('app', 'invoke', 'nope', '{}').catch((e: { stderr: string }) => e);
+  expect((bad as { stderr: string }).stderr).toMatch(/No app 'nope' is registered[\s\S]*clichat/);
+  expect((await cli('app', 'unregister', 'clichat')).stdout).toMatch(/tore down [\s\S]*Unregistered clichat/);
 });
 
 describe('through the gateway', () => {
