@@ -1,4 +1,7 @@
-/** @module Set-up step of `npm start` and `npm test`: make sure redis-server (and openssl, for TLS) is installed, installing it where we can. */
+/**
+ * @module Set-up step of `npm start` and `npm test`: make sure redis-server (and openssl, for TLS, and Chromium, for the
+ * panel's browser tests) is installed, installing it where we can.
+ */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { findRedisServer, REDIS_INSTALL_HINT } from '../runtime/internal/launcher';
 
@@ -17,8 +20,26 @@ function ensureOpenssl(): void {
   }
 }
 
+/**
+ * The panel's browser tests drive Debian's chromium-headless-shell (through playwright-core, which downloads nothing):
+ * installed where we can, not required to run a cluster.
+ */
+function ensureChromium(): void {
+  // `npm start` runs this too, and needs no browser.
+  if (process.env.npm_lifecycle_event === 'prestart') return;
+  if (has('chromium-headless-shell') || process.env.NODUS_CHROMIUM || process.getuid?.() !== 0 || !has('apt-get')) return;
+  console.log("nodus: installing Debian's chromium-headless-shell package with apt-get (the panel's browser tests)...");
+  try {
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-qq', 'chromium-headless-shell'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } catch (err) {
+    console.error(`nodus: installing chromium-headless-shell failed (${(err as Error).message}); only the browser tests (test/browser) need it.`);
+  }
+}
+
 function main(): number {
   ensureOpenssl();
+  ensureChromium();
   try {
     findRedisServer();
     return 0;
