@@ -8,7 +8,10 @@ import { join } from 'node:path';
 import { createParser } from 'eventsource-parser';
 import { startLocalCluster } from '../runtime/internal/local-cluster';
 import { freePort, portInUse, spawnGateway, stopProcess } from '../runtime/internal/launcher';
+import sharp from 'sharp';
 import { app as myService } from '../services/my_service/app';
+import { invokeApp, registerApp, unregisterApp } from '../serving/apps';
+import { ensureTinyModels } from './models/tiny';
 import { countPrimes } from '../services/demo/primes';
 
 const LIMIT = Number(process.env.DEMO_LIMIT ?? 12_000_000);
@@ -53,8 +56,23 @@ async function main(): Promise<void> {
     console.log(`  ${node}: ${String(n.tasks).padStart(3)} tasks (${((100 * n.tasks) / results.length).toFixed(0)}%), ${n.numbers.toLocaleString()} numbers, on worker pids ${[...n.pids].join(', ')}`);
   }
   await servicesDemo(cluster.address);
+  await servingDemo();
   await shutdown();
   await cluster.stop();
+}
+
+/** The model-serving part: the seed's image chat app on the tiny model, registered, asked about a picture, unregistered. */
+async function servingDemo(): Promise<void> {
+  const dir = ensureTinyModels();
+  console.log(`\nModel serving: the image chat app on the tiny model in ${dir} (npm run models).`);
+  const app = await registerApp(join(__dirname, '..', '..', 'services', 'image_chat', 'app.ts'), { alias: 'chat', progress: (m) => console.log(`  ${m}`) });
+  const png = await sharp({ create: { width: 40, height: 48, channels: 3, background: { r: 240, g: 200, b: 40 } } }).png().toBuffer();
+  const request = { prompt: 'What is in this picture?', imageUrl: `data:image/png;base64,${png.toString('base64')}` };
+  console.log(`$ npx nodus app invoke chat '{"prompt": "${request.prompt}", "imageUrl": "data:image/png;base64,..."}'`);
+  const out = (await invokeApp('chat', request)) as { response: string };
+  // The tiny model's weights are random: its answer is gibberish, made the way a real model's would be.
+  console.log(`  ${JSON.stringify(out)}`);
+  await unregisterApp(app.id);
 }
 
 /**
