@@ -1,5 +1,6 @@
 /** @module Passwords (scrypt), session tokens (HMAC-SHA256 with the cluster's secret) and API keys (kept as sha256). */
-import { createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { openJson, signJson } from '../../runtime/protocol/services';
 
 const KEY_LEN = 64;
 
@@ -26,31 +27,15 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return got.length === expected.length && timingSafeEqual(got, expected);
 }
 
-function mac(secret: string, payload: string): string {
-  return createHmac('sha256', secret).update(`session:${payload}`).digest('base64url');
-}
-
 /** A session token for `user` until `expiresAt` (ms): `base64url(JSON).signature`. */
 export function signSession(secret: string, user: string, expiresAt: number): string {
-  const payload = Buffer.from(JSON.stringify({ u: user, exp: expiresAt })).toString('base64url');
-  return `${payload}.${mac(secret, payload)}`;
+  return signJson(secret, 'session', { u: user, exp: expiresAt });
 }
 
 /** The user of a session token, or undefined when it is missing, forged or expired. */
 export function verifySession(secret: string, token: string | undefined, now = Date.now()): string | undefined {
-  if (typeof token !== 'string') return undefined;
-  const dot = token.lastIndexOf('.');
-  if (dot <= 0) return undefined;
-  const payload = token.slice(0, dot);
-  const given = Buffer.from(token.slice(dot + 1));
-  const expected = Buffer.from(mac(secret, payload));
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-  try {
-    const { u, exp } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { u: unknown; exp: unknown };
-    return typeof u === 'string' && typeof exp === 'number' && exp > now ? u : undefined;
-  } catch {
-    return undefined;
-  }
+  const { u, exp } = (openJson(secret, 'session', token) ?? {}) as { u?: unknown; exp?: unknown };
+  return typeof u === 'string' && typeof exp === 'number' && exp > now ? u : undefined;
 }
 
 /** A new API key: shown to its user once, kept only as its sha256. */

@@ -151,32 +151,45 @@ export interface UserClaim {
   iat: number;
 }
 
-function hmac(secret: string, payload: string): string {
-  return createHmac('sha256', secret).update(payload).digest('base64url');
+/**
+ * `base64url(JSON value).signature`, signed with the cluster's secret for one purpose (the purpose is part of what is
+ * signed, so a token made for one use is worthless for another). The gateway's session tokens and the user header.
+ */
+export function signJson(secret: string, purpose: string, value: unknown): string {
+  const payload = Buffer.from(JSON.stringify(value)).toString('base64url');
+  return `${payload}.${hmac(secret, purpose, payload)}`;
+}
+
+/** The value of a token made by signJson for `purpose`, or undefined when it is missing, forged or not JSON. */
+export function openJson(secret: string, purpose: string, token: string | undefined): unknown {
+  if (!token || typeof token !== 'string') return undefined;
+  const dot = token.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  const payload = token.slice(0, dot);
+  const given = Buffer.from(token.slice(dot + 1));
+  const expected = Buffer.from(hmac(secret, purpose, payload));
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  try {
+    return JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function hmac(secret: string, purpose: string, payload: string): string {
+  return createHmac('sha256', secret).update(`${purpose}:${payload}`).digest('base64url');
 }
 
 /** `base64url(JSON claim).signature` — the value of USER_HEADER. */
 export function signUser(secret: string, claim: UserClaim): string {
-  const payload = Buffer.from(JSON.stringify(claim)).toString('base64url');
-  return `${payload}.${hmac(secret, payload)}`;
+  return signJson(secret, 'user', claim);
 }
 
 /** The claim of a USER_HEADER value, or undefined when it is missing, forged or stale. A service never trusts anything else. */
 export function verifyUser(secret: string, header: string | undefined, now = Date.now(), ttlMs = USER_HEADER_TTL_MS): UserClaim | undefined {
-  if (!header || typeof header !== 'string') return undefined;
-  const dot = header.lastIndexOf('.');
-  if (dot <= 0) return undefined;
-  const payload = header.slice(0, dot);
-  const given = Buffer.from(header.slice(dot + 1));
-  const expected = Buffer.from(hmac(secret, payload));
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
-  try {
-    const claim = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as UserClaim;
-    if (typeof claim.user !== 'string' || typeof claim.iat !== 'number' || Math.abs(now - claim.iat) > ttlMs) return undefined;
-    return { user: claim.user, admin: !!claim.admin, iat: claim.iat };
-  } catch {
-    return undefined;
-  }
+  const claim = openJson(secret, 'user', header) as UserClaim | undefined;
+  if (!claim || typeof claim.user !== 'string' || typeof claim.iat !== 'number' || Math.abs(now - claim.iat) > ttlMs) return undefined;
+  return { user: claim.user, admin: !!claim.admin, iat: claim.iat };
 }
 
 // ---------------------------------------------------------------- flows (entry points) and forms

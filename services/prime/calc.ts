@@ -1,13 +1,7 @@
 /** @module prime's entrypoint: counts primes in parallel remote tasks and writes a markdown table per batch. */
 import { get, remote } from 'nodus';
 import type { Tracer } from 'nodus/serve';
-
-function isPrime(n: number): boolean {
-  if (n < 2) return false;
-  if (n % 2 === 0) return n === 2;
-  for (let d = 3; d * d <= n; d += 2) if (n % d === 0) return false;
-  return true;
-}
+import { isPrime } from '../demo/primes';
 
 /** The primes in [lo, hi). */
 export const countPrimes = remote(function countPrimes(lo: number, hi: number) {
