@@ -18,6 +18,7 @@ import type { Redis } from 'ioredis';
 import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
+import { addTaskCommands } from './cli-tasks';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -330,7 +331,10 @@ async function asDriver<T>(address: string | undefined, fn: (apps: typeof import
   try {
     return await fn(await import('../serving/apps.js'));
   } finally {
+    await (await import('../serve/cluster.js')).closeServiceLink();
     await shutdown();
+    // Deployed model hosts and app actors live on in the cluster; nothing of this process needs to.
+    setTimeout(() => process.exit(process.exitCode ?? 0), 100).unref();
   }
 }
 
@@ -422,6 +426,8 @@ program
     }
     for (const s of sessions) await stopSession(s);
   });
+
+addTaskCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

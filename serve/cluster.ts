@@ -36,3 +36,10 @@ export async function clusterSecret(): Promise<string | undefined> {
   const { redis, keys } = await serviceLink();
   return (await redis.get(keys.secret)) ?? undefined;
 }
+
+/** Closes the link's Redis connection (a short-lived process, like the CLI, that is done with the cluster). */
+export async function closeServiceLink(): Promise<void> {
+  const current = link;
+  link = undefined;
+  if (current) (await current.catch(() => undefined))?.redis.disconnect();
+}
