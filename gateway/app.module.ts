@@ -8,13 +8,14 @@ import type { GatewayContext } from './common/context';
 import { FlowsModule } from './flows/flows.module';
 import { OutputsModule } from './outputs/outputs.module';
 import { PanelModule } from './panel/panel.module';
+import { TasksModule } from './tasks/tasks.module';
 
 /** Imports one module per concern; build it with AppModule.forRoot(ctx). */
 @Module({})
 export class AppModule implements NestModule {
   /** The application for one gateway context (made by startGateway). */
   static forRoot(ctx: GatewayContext): DynamicModule {
-    return { module: AppModule, imports: [CommonModule.forRoot(ctx), AuthModule, FlowsModule, OutputsModule, AppsModule, PanelModule] };
+    return { module: AppModule, imports: [CommonModule.forRoot(ctx), AuthModule, FlowsModule, OutputsModule, AppsModule, PanelModule, TasksModule] };
   }
 
   configure(consumer: MiddlewareConsumer): void {

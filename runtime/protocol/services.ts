@@ -26,7 +26,8 @@ export const DEFAULT_RETENTION_MS = 7 * 24 * 3600 * 1000;
  * `text`, `debug`, `warning`, `stdout`, `stderr` a string; `result` and `final` any JSON value (msgpack-able values
  * are converted for JSON: Map → object, Set → array, bigint → string, typed arrays → arrays, Date → ISO string);
  * `action` `{ label, value?, url? }`; `progress` `{ done, total, label? }`; `error` `{ name, message, stack? }`
- * (the stack is shown to the execution's owner only).
+ * (the stack is shown to the execution's owner only); `step` a task step's start or end (nodus/tasks: StepEventData
+ * in tasks/protocol.ts).
  */
 export type EventKind =
   | 'status'
@@ -42,7 +43,8 @@ export type EventKind =
   | 'stdout'
   | 'stderr'
   | 'error'
-  | 'final';
+  | 'final'
+  | 'step';
 
 /** What /outputs/main/{fid} returns. */
 export const MAIN_KINDS: readonly EventKind[] = ['markdown', 'html', 'text', 'result', 'final'];
