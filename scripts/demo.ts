@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { app as myService } from '../services/my_service/app';
 import { invokeApp, registerApp, unregisterApp } from '../serving/apps';
 import { ensureTinyModels } from './models/tiny';
+import { closeServiceLink } from '../serve/cluster';
 import { countPrimes } from '../services/demo/primes';
 
 const LIMIT = Number(process.env.DEMO_LIMIT ?? 12_000_000);
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
   }
   await servicesDemo(cluster.address);
   await servingDemo();
+  await closeServiceLink();
   await shutdown();
   await cluster.stop();
 }
@@ -120,7 +122,7 @@ async function servicesDemo(address: string): Promise<void> {
   }
 }
 
-main().catch(async (err) => {
+main().then(() => process.exit(0), async (err) => {
   console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

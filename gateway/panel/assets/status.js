@@ -21,7 +21,7 @@
 
   var FINAL = ['finished', 'error', 'cancelled'];
   var RANK = { starting: 0, running: 1, finished: 2, error: 2, cancelled: 2 };
-  var KINDS = ['status', 'inputs', 'markdown', 'html', 'text', 'result', 'debug', 'warning', 'action', 'progress', 'stdout', 'stderr', 'error', 'final'];
+  var KINDS = ['status', 'inputs', 'markdown', 'html', 'text', 'result', 'debug', 'warning', 'action', 'progress', 'stdout', 'stderr', 'error', 'final', 'step'];
   /** Time a frame may spend rendering; the rest stays for input and painting. */
   var BUDGET_MS = 8;
 
@@ -151,6 +151,14 @@
         r = row(e.kind, e.at);
         r.body.appendChild(pre(typeof d === 'string' ? d : json(d)));
         break;
+      case 'step': {
+        // A task platform run's step beginning or ending (name, and on its end the time it took or its error).
+        var step = d || {};
+        r = row(step.error ? 'error' : 'text', e.at);
+        var what = 'Step ' + step.index + ': ' + step.name + (step.phase === 'start' ? ' started' : step.error ? ' failed: ' + step.error.name + ': ' + step.error.message : ' done in ' + step.durationMs + ' ms');
+        r.body.textContent = what;
+        break;
+      }
       case 'warning':
         r = row('warning', e.at);
         r.body.textContent = 'Warning: ' + (typeof d === 'string' ? d : json(d));
