@@ -58,6 +58,13 @@ async function main(): Promise<void> {
   }
   await servicesDemo(cluster.address);
   await servingDemo();
+  if (KEEP) {
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    for (const stop of keptStops) await stop();
+  }
   await closeServiceLink();
   await shutdown();
   await cluster.stop();
@@ -81,6 +88,10 @@ async function servingDemo(): Promise<void> {
  * The agentic-services part: my_service on :8005 (or a free port), a gateway on :3370 (or a free port) with it
  * registered, then the seed's two curl requests, byte for byte, and the execution's events as they stream.
  */
+/** `npm start -- --keep`: leave the cluster, the gateway (with its panel) and my_service running until Ctrl-C. */
+const KEEP = process.argv.includes('--keep');
+const keptStops: (() => Promise<void>)[] = [];
+
 async function servicesDemo(address: string): Promise<void> {
   const servicePort = (await portInUse(8005)) ? await freePort() : 8005;
   const service = await myService.listen({ port: servicePort });
@@ -114,12 +125,17 @@ async function servicesDemo(address: string): Promise<void> {
     });
     const decoder = new TextDecoder();
     for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(chunk, { stream: true }));
-    console.log(`\nTo keep it running: npx nodus start --head (its gateway is on :3370), npx tsx services/my_service/app.ts, then npx nodus register http://localhost:8005/openapi.json.`);
+    if (!KEEP) console.log(`\nTo keep it all running with the panel: npm start -- --keep. On a cluster of your own: npx nodus start --head (its gateway is on :3370), npx tsx services/my_service/app.ts, then npx nodus register http://localhost:8005/openapi.json.`);
   } finally {
-    await stopProcess(gateway.pid, 3000);
-    await service.close();
-    rmSync(dir, { recursive: true, force: true });
+    const stop = async () => {
+      await stopProcess(gateway.pid, 3000);
+      await service.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    if (KEEP) keptStops.push(stop);
+    else await stop();
   }
+  if (KEEP) console.log(`\nThe panel: ${gw}/ (admin / admin). my_service is registered; everything stays up until Ctrl-C.`);
 }
 
 main().then(() => process.exit(0), async (err) => {
