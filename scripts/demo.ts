@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   await servicesDemo(cluster.address);
   await servingDemo();
   if (KEEP) {
+    console.log(`\nThe panel: ${keptPanel}/ (admin / admin). my_service is registered; everything stays up until Ctrl-C.`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -135,8 +136,10 @@ async function servicesDemo(address: string): Promise<void> {
     if (KEEP) keptStops.push(stop);
     else await stop();
   }
-  if (KEEP) console.log(`\nThe panel: ${gw}/ (admin / admin). my_service is registered; everything stays up until Ctrl-C.`);
+  if (KEEP) keptPanel = gw;
 }
+
+let keptPanel = '';
 
 main().then(() => process.exit(0), async (err) => {
   console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
