@@ -122,5 +122,46 @@ export const GATEWAY_OPENAPI = {
         responses: ok('{ items, total, offset, limit }'),
       },
     },
+    // Model serving (nodus/serving).
+    '/app/register': {
+      post: {
+        summary: 'Register an app module ({ source, alias? }): deploys its unit tasks; progress as SSE with Accept: text/event-stream (admins)',
+        requestBody: { required: true, ...json({ type: 'object', required: ['source'], properties: { source: { type: 'string' }, alias: { type: 'string' } } }) },
+        responses: { ...ok('{ app, progress }'), ...errors(400, 403) },
+      },
+    },
+    '/app/invoke/{id}': {
+      post: {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'app id or alias' }],
+        summary: "Invoke an app's serve(request): JSON, or NDJSON (one line per item) when serve streams",
+        responses: { '200': { description: 'result', content: { 'application/json': {}, 'application/x-ndjson': {} } }, ...errors(400) },
+      },
+    },
+    '/app/list': { get: { summary: 'Apps and deployments (with each host\'s node and device)', responses: ok('{ apps, deployments }') } },
+    '/app/unregister/{id}': { post: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'Unregister an app; unused deployments are torn down (admins)', responses: ok('{ app, progress }') } },
+    '/tasks/invoke': {
+      post: {
+        summary: 'Invoke a unit task directly: { task: { kind: encoder | llm, modelId, ... }, input }; ObjectRefs come back as { ref: id }',
+        responses: { ...ok('output'), ...errors(400) },
+      },
+    },
+    '/tasks/list': { get: { summary: 'Deployments of unit tasks', responses: ok('deployments') } },
+    '/task/scale': { post: { summary: '{ deployment, replicas } (admins)', responses: { ...ok('deployment'), ...errors(400, 403) } } },
+    // The task platform (nodus/tasks).
+    '/api/tasks': { get: { summary: 'Registered tasks with their parameter and result JSON Schemas', responses: ok('tasks') } },
+    '/api/tasks/{slug}': { get: { parameters: [{ name: 'slug', in: 'path', required: true, schema: { type: 'string' } }], summary: 'One task, with its versions', responses: { ...ok('task'), ...errors(404) } } },
+    '/api/tasks/{slug}/runs': {
+      post: {
+        parameters: [{ name: 'slug', in: 'path', required: true, schema: { type: 'string' } }, { name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+        summary: 'Start a run: { parameters } → 202 { runId }; 422 with per-field messages',
+        responses: { '202': { description: 'started', ...json({ type: 'object' }) }, ...errors(404, 409, 422) },
+      },
+    },
+    '/api/runs': { get: { parameters: ['task', 'status', 'limit', 'cursor'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })), summary: 'Runs, newest first', responses: ok('{ items, next }') } },
+    '/api/runs/{id}': {
+      get: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'A run: status, parameters, steps, results', responses: { ...ok('run'), ...errors(404) } },
+      delete: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'Cancel a run', responses: { ...ok('{ runId, status }'), ...errors(404, 409) } },
+    },
+    '/api/runs/{id}/events': { get: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'The run\'s events (SSE, as /outputs/stream)', responses: { '200': { description: 'event stream', content: { 'text/event-stream': {} } } } } },
   },
 } as const;
