@@ -121,3 +121,18 @@ test('the sweep ends executions whose runner died or never started, when nobody 
   expect(await readExecution(cluster.redis, keys, 'orphan-runner')).toMatchObject({ status: 'error', error: expect.stringContaining('died') });
   expect(await cluster.redis.zscore(keys.activeExecs, 'orphan-runner')).toBeNull();
 });
+
+test('an ended execution and its events are deleted after the retention time (NODUS_EXEC_RETENTION_MS)', async () => {
+  const before = process.env.NODUS_EXEC_RETENTION_MS;
+  process.env.NODUS_EXEC_RETENTION_MS = '300';
+  try {
+    const fid = 'short-lived';
+    await createExecution(cluster.redis, keys, { fid, owner: 'ada', flow: 'f', summary: 's', entry: entry('hello'), inputs: {}, service: '' });
+    await setStatus(cluster.redis, keys, fid, 'finished');
+    expect((await readExecution(cluster.redis, keys, fid))?.status).toBe('finished');
+    await eventually(async () => !(await readExecution(cluster.redis, keys, fid)) && (await readAllEvents(cluster.redis, keys, fid)).length === 0, 'the execution expired', 5000);
+  } finally {
+    if (before === undefined) delete process.env.NODUS_EXEC_RETENTION_MS;
+    else process.env.NODUS_EXEC_RETENTION_MS = before;
+  }
+});
