@@ -7,7 +7,7 @@ import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
-import { isFeasible } from './policy';
+import { isFeasible } from '../runtime/internal/policy';
 import { recoverActors, recoverTasks } from './recovery';
 import { cancelOwnedTasks } from '../runtime/internal/owned-tasks';
 import type { Redis } from 'ioredis';

@@ -2,7 +2,7 @@
 import { hostname } from 'node:os';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { isFeasible, largestNode } from '../../head/policy';
+import { isFeasible, largestNode } from './policy';
 import { ActorHandleBase, makeHandle } from '../actor';
 import { ConfigError, GetTimeoutError, cancelledFailure, NotInitializedError, ObjectLostError, ObjectStoreFullError, toFailure, type SerializedFailure } from '../errors';
 import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
