@@ -2,12 +2,12 @@
 import { hostname } from 'node:os';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { killActor } from '../runtime/internal/context';
+import { killActor } from '../runtime/internal/actor-lifecycle';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
-import { isFeasible } from './policy';
+import { isFeasible } from '../runtime/internal/policy';
 import { recoverActors, recoverTasks } from './recovery';
 import { cancelOwnedTasks } from '../runtime/internal/owned-tasks';
 import type { Redis } from 'ioredis';

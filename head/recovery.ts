@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { actorFailure, endActor } from '../runtime/internal/context';
+import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import type { JobContext } from '../runtime/internal/owned-tasks';

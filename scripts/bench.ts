@@ -2,7 +2,8 @@
  * @module `npm run bench`: Ray's core microbenchmarks (python/ray/_private/ray_perf.py) on a local cluster
  * this script starts, each beside a peer measured in the same run where one exists (raw BullMQ, Moleculer,
  * memcpy, Piscina), then the curves of cost against work. Prints one Markdown table and the curves, and
- * writes both to bench-results/bench-<date>.json. `--quick`: a short form (under a minute on 2 cores);
+ * writes both to bench-results/bench-<date>.json, and each row's median as one line of bench/history.jsonl
+ * (compare two commits with `npm run bench:compare -- <commitA> <commitB>`). `--quick`: a short form (under a minute on 2 cores);
  * `--no-million`: the full form without its 1M queued tasks; `--million`: 1M queued tasks even with --quick.
  */
 import { cpus } from 'node:os';
@@ -11,6 +12,7 @@ import { get, init, shutdown } from '../runtime';
 import { startLocalCluster } from '../runtime/internal/local-cluster';
 import { smallValue } from './bench-tasks';
 import { idleMemory, printCurves, queuedTasks, syncLatency, workerScaling, type Curves } from './bench/curves';
+import { appendHistory, currentCommit, historyRows } from './bench/history';
 import { readSettings, sleep } from './bench/measure';
 import { primeFanout } from './bench/peers';
 import { machineLine, printTable, writeJson, type Row } from './bench/report';
@@ -20,6 +22,7 @@ import { printServing, servingSection } from './bench/serving';
 
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
+  const at = currentCommit();
   const cores = cpus().length;
   console.log(machineLine(s));
   // --serving: the model-serving section alone.
@@ -28,6 +31,7 @@ async function main(): Promise<void> {
     const serving = await servingSection(s);
     printServing(serving);
     console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { serving })}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'serving', historyRows([], { workers: [], queued: [], notes: [] }, undefined, serving))}`);
     return;
   }
   // --services: the agentic-services section alone.
@@ -36,6 +40,7 @@ async function main(): Promise<void> {
     const services = await servicesSection(s);
     printServices(services);
     console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, services)}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'services', historyRows([], { workers: [], queued: [], notes: [] }, services))}`);
     return;
   }
   const rows: Row[] = [];
@@ -94,6 +99,7 @@ async function main(): Promise<void> {
   printServices(services);
   printServing(serving);
   console.log(`\nWrote ${writeJson(s, rows, curves, { services, serving })}`);
+  console.log(`Appended to ${appendHistory(at, s.quick, 'all', historyRows(rows, curves, services, serving))}`);
 }
 
 main().then(

@@ -18,7 +18,6 @@ import type { Redis } from 'ioredis';
 import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
-import { addTaskCommands } from './cli-tasks';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -427,7 +426,6 @@ program
     for (const s of sessions) await stopSession(s);
   });
 
-addTaskCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

@@ -1,6 +1,6 @@
 /** @module The actors a node hosts: one process each, restarted when it dies (within maxRestarts), resources held while the actor lives. */
 import type { Logger } from 'pino';
-import { actorFailure, endActor } from '../runtime/internal/context';
+import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
 import type { CommandClient } from '../runtime/internal/object-store';
 import type { ActorRecord, Keys, Resources } from '../runtime/protocol';
 import { WorkerProcess, type PoolEvents, type WorkerExit } from './worker-pool';

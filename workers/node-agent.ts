@@ -4,7 +4,7 @@ import { cpus as osCpus, hostname } from 'node:os';
 import { Worker as BullWorker, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { dispatchOrder, fits, give, reclaim, take } from '../head/policy';
+import { dispatchOrder, fits, give, reclaim, take } from '../runtime/internal/policy';
 import { cancelledFailure } from '../runtime/errors';
 import { crashFailure, settleBundle } from '../head/recovery';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';

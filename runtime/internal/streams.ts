@@ -1,10 +1,11 @@
-/** @module Streaming generators: items flow from the producing process to the consumer's inbox, with credit-based backpressure. */
+/** @module Streaming generators: items flow from the producing process to the consumer's inbox, with credit-based backpressure; the table of a process's open streams. */
 import type { Redis } from 'ioredis';
 import { ObjectStoreFullError, toFailure } from '../errors';
 import type { ObjectRef, ObjectRefGenerator } from '../object-ref';
 import { INLINE_RESULT_BYTES, Keys, Note, STREAM_WINDOW } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
 import { failureBytes, fromStored, isFailure, newId, storeError, toStoredForm, writeChunks } from './object-store';
+import type { Batch } from './batch';
 import { encode } from './serialization';
 
 /** What a consumer needs from its process's runtime. */
@@ -118,6 +119,74 @@ export class RefStream<T> implements ObjectRefGenerator<T> {
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+}
+
+/**
+ * The streams this process consumes and produces, by id: its inbox hands each stream note to the
+ * stream or producer it names through here. It is also the consumers' host.
+ */
+export class StreamTable implements ConsumerHost {
+  private readonly streams = new Map<string, RefStream<unknown>>();
+  private readonly producers = new Map<string, { credit(n: number): void; stop(): void }>();
+
+  constructor(
+    private readonly refs: Pick<ConsumerHost, 'makeRef' | 'cacheLocal' | 'dropHeld'>,
+    private readonly batch: Batch,
+    private readonly keys: Keys,
+  ) {}
+
+  /** The consumer's side of a generator call, found by the call's id when its notes arrive. */
+  open(id: string): RefStream<unknown> {
+    const stream = new RefStream(id, this);
+    this.streams.set(id, stream);
+    return stream;
+  }
+
+  get(id: string): RefStream<unknown> | undefined {
+    return this.streams.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.streams.has(id);
+  }
+
+  producer(streamId: string): { credit(n: number): void; stop(): void } | undefined {
+    return this.producers.get(streamId);
+  }
+
+  /** Ends every stream this process still reads with a failure (at shutdown). */
+  endAll(failure: Buffer): void {
+    for (const s of this.streams.values()) s.onEnd(failure);
+  }
+
+  makeRef(id: string, alreadyHeld: boolean): ObjectRef {
+    return this.refs.makeRef(id, alreadyHeld);
+  }
+
+  cacheLocal(id: string, bytes: Buffer): void {
+    this.refs.cacheLocal(id, bytes);
+  }
+
+  dropHeld(id: string): void {
+    this.refs.dropHeld(id);
+  }
+
+  sendNote(proc: string, note: unknown[]): void {
+    this.batch.notes.push([this.keys.inbox(proc), encode(note).bytes]);
+    this.batch.scheduleFlush();
+  }
+
+  unregisterStream(id: string): void {
+    this.streams.delete(id);
+  }
+
+  registerProducer(streamId: string, handlers: { credit(n: number): void; stop(): void }): void {
+    this.producers.set(streamId, handlers);
+  }
+
+  unregisterProducer(streamId: string): void {
+    this.producers.delete(streamId);
   }
 }
 

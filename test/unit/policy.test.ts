@@ -1,4 +1,4 @@
-import { dispatchOrder, fits, give, isFeasible, largestNode, reclaim, take } from '../../head/policy';
+import { dispatchOrder, fits, give, isFeasible, largestNode, reclaim, take } from '../../runtime/internal/policy';
 import { shapeKey } from '../../runtime/protocol';
 
 describe('scheduling policy', () => {

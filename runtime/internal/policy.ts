@@ -1,5 +1,5 @@
-/** @module The scheduling policy: which demands fit where. Pure functions, shared by the head, node agents and drivers. */
-import type { NodeInfo, Resources } from '../runtime/protocol';
+/** @module The scheduling policy: which demands fit where. Pure functions shared by the head, node agents and drivers, so it lives in runtime/, which all of them import (never the reverse). */
+import type { NodeInfo, Resources } from '../protocol';
 
 /** True when every resource in `demand` is available in `available`. */
 export function fits(demand: Resources, available: Resources): boolean {

@@ -1,0 +1,78 @@
+/** @module What the parts of a process's runtime share: its connection and names, and the tasks it has submitted and not yet seen finish. */
+import type { SerializedFailure } from '../errors';
+import type { ActorJob, Keys, Resources, TaskJob } from '../protocol';
+import { settleCall, type CommandClient } from './object-store';
+import type { Queues } from './queues';
+
+/**
+ * One object per process, shared by reference by every part of its runtime: a worker changes `ownerId`
+ * per task and shutdown sets `closed`, and each part must see that at once.
+ */
+export interface ProcessState {
+  readonly redis: CommandClient;
+  readonly keys: Keys;
+  /** This process's id: inbox, held references, and (for a driver) owner of its objects. */
+  readonly procId: string;
+  readonly role: 'driver' | 'worker';
+  /** The cluster's Redis address, for the extra connections (inbox, logs) a part opens. */
+  readonly address: string;
+  readonly queues: Queues;
+  /** Root driver that owns what this process creates; a worker sets it per task. */
+  ownerId: string;
+  closed: boolean;
+  /** Tasks and actor calls this process submitted, until it sees them finish. */
+  readonly pending: Map<string, PendingTask>;
+  /** wait() calls under way, told of each task this process sees finish. */
+  readonly completionListeners: Set<(id: string) => void>;
+}
+
+export interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+export function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+export interface PendingTask {
+  done: Deferred;
+  name: string;
+  shape: string;
+  /** Keeps argument refs alive (and so held) until the task has finished with them. */
+  args: unknown[];
+  enqueued: boolean;
+  cancelled: boolean;
+  /** Queued in a bundle with other tasks: cancel cannot take its job off the queue. */
+  bundled?: boolean;
+  /** Times it ran again after a lost argument was rebuilt. */
+  rebuilds?: number;
+}
+
+export interface QueuedJob {
+  /** BullMQ queue name (task.<shape> or actor.<shape>). */
+  queue: string;
+  demand: Resources;
+  name: string;
+  id: string;
+  data: TaskJob | ActorJob;
+  attempts: number;
+}
+
+export interface ActorCreate {
+  args: string[];
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Ends a task without running it (a failed dependency, a cancel before dispatch). */
+export async function settleWith(state: ProcessState, id: string, bytes: Buffer, caller = state.procId): Promise<void> {
+  await settleCall(state.redis, state.keys, id, caller, bytes);
+}
+
+export function systemFailure(task: string, err: unknown): SerializedFailure {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return { kind: 'system', task, name: e.name, message: e.message, stack: e.stack };
+}
