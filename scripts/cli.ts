@@ -18,6 +18,7 @@ import type { Redis } from 'ioredis';
 import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
+import { addTaskCommands } from './cli-tasks';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -426,6 +427,8 @@ program
     for (const s of sessions) await stopSession(s);
   });
 
+
+addTaskCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

@@ -171,7 +171,12 @@ async function forkReady(script: string, args: string[], o: NodeProcessOptions, 
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       // Its last words (why it failed to start) are the last line of its log.
-      const why = o.logFile ? (readFileSync(o.logFile, 'utf8').trim().split('\n').pop() ?? '') : '';
+      let why = '';
+      try {
+        why = o.logFile ? (readFileSync(o.logFile, 'utf8').trim().split('\n').pop() ?? '') : '';
+      } catch {
+        // The log's folder is already gone (its owner cleaned up): the exit code says enough.
+      }
       rej(new ClusterError(`${script} exited at start (${signal ?? `code ${code}`})${why ? `: ${why}` : '.'}${o.logFile ? ` (log: ${o.logFile})` : ''}`));
     });
   });
