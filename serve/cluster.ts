@@ -7,6 +7,7 @@ import { ServiceKeys } from '../runtime/protocol/services';
 import { readSession } from '../runtime/internal/session';
 
 let link: Promise<{ redis: Redis; keys: ServiceKeys; address: string }> | undefined;
+let linkAddress: string | undefined;
 
 /** The address of the cluster this process works with: the one init() connected to, NODUS_ADDRESS, or the one started on this machine. */
 function clusterAddress(): string | undefined {
@@ -19,6 +20,12 @@ function clusterAddress(): string | undefined {
  * opens a Redis connection for the services keys. Throws a ClusterError naming what to start when there is none.
  */
 export function serviceLink(): Promise<{ redis: Redis; keys: ServiceKeys; address: string }> {
+  // A process that moved to another cluster (shutdown, then init elsewhere) needs a new link.
+  const connected = (currentContext() as { address?: string } | undefined)?.address;
+  if (link && connected && linkAddress !== connected) {
+    void closeServiceLink();
+  }
+  linkAddress = connected;
   link ??= (async () => {
     const address = clusterAddress();
     if (!currentContext()) await init({ address: address ?? 'auto', logToDriver: true });

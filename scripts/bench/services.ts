@@ -14,6 +14,7 @@ import { freePort, spawnGateway, stopProcess } from '../../runtime/internal/laun
 import { startLocalCluster } from '../../runtime/internal/local-cluster';
 import { ServiceKeys } from '../../runtime/protocol/services';
 import { ServeAPI, forms as F, Launch } from '../../serve';
+import { closeServiceLink } from '../../serve/cluster';
 import { createExecution } from '../../serve/store';
 import { percentile, median, fmt, type Settings } from './measure';
 import { MiB, rssBytes } from './procmem';
@@ -147,6 +148,7 @@ export async function servicesSection(s: Settings): Promise<ServicesFigures> {
   } finally {
     await stopProcess(gateway.pid, 3000);
     await service.close();
+    await closeServiceLink();
     await shutdown();
     redis.disconnect();
     await cluster.stop();

@@ -14,6 +14,7 @@ import { resolveModelDir } from '../../serving/models/folder';
 import { CausalLM } from '../../serving/models/llm';
 import { ImageEncoder } from '../../serving/models/vision';
 import { ensureTinyModels } from '../models/tiny';
+import { closeServiceLink } from '../../serve/cluster';
 import { fmt, median, percentile, type Settings } from './measure';
 
 export interface ServingFigures {
@@ -134,6 +135,7 @@ export async function servingSection(s: Settings): Promise<ServingFigures> {
       notes,
     };
   } finally {
+    await closeServiceLink();
     await shutdown();
     await cluster.stop();
   }
