@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { freePort, spawnGateway, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
-import { ARTIFACTS, screenshot, useBrowser, watchPage, type PageWatch } from '../helpers/browser';
+import { ARTIFACTS, screenshot, useBrowser, watchPage, type PageWatch, expectNoPageErrors } from '../helpers/browser';
 import { useCluster } from '../helpers/cluster';
 import { panelFixtures } from './fixtures/service';
 
@@ -61,14 +61,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-afterEach(() => {
-  // A script error, a CSP violation (a console error) or a 5xx fails the test that caused it.
-  const { errors, dialogs } = watch;
-  watch.errors = [];
-  watch.dialogs = [];
-  expect(errors).toEqual([]);
-  expect(dialogs).toEqual([]);
-});
+// No page may break: a script error, a CSP violation or a 5xx fails the test that caused it.
+afterEach(() => expectNoPageErrors(watch));
 
 /** Elements and attributes through which script could have run. */
 const RUNNABLE = 'script:not([src]), [onerror], [onload], [onclick], iframe, object, embed, a[href^="javascript:" i], form[action^="javascript:" i]';

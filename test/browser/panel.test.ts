@@ -7,7 +7,7 @@ import { freePort, spawnGateway, stopProcess, type StartedProcess } from '../../
 import { app as formService } from '../../services/form/app';
 import { app as myService } from '../../services/my_service/app';
 import { useCluster } from '../helpers/cluster';
-import { screenshot, useBrowser, watchPage, type PageWatch } from '../helpers/browser';
+import { screenshot, useBrowser, watchPage, type PageWatch, expectNoPageErrors } from '../helpers/browser';
 import { panelFixtures } from './fixtures/service';
 
 /** The page's document, as the functions run in the browser see it (this project compiles without the DOM library). */
@@ -53,14 +53,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-afterEach(() => {
-  // No page may break: a script error, a CSP violation (reported as a console error) or a 5xx fails the test that caused it.
-  const { errors, dialogs } = watch;
-  watch.errors = [];
-  watch.dialogs = [];
-  expect(errors).toEqual([]);
-  expect(dialogs).toEqual([]);
-});
+// No page may break: a script error, a CSP violation or a 5xx fails the test that caused it.
+afterEach(() => expectNoPageErrors(watch));
 
 const badge = () => page.locator('#exec .badge');
 

@@ -74,6 +74,15 @@ export function watchPage(page: Page): PageWatch {
   return w;
 }
 
+/** Fails the test when the page had an error (a script error, a CSP violation, a 5xx) or a dialog; clears the record. */
+export function expectNoPageErrors(w: PageWatch): void {
+  const { errors, dialogs } = w;
+  w.errors = [];
+  w.dialogs = [];
+  expect(errors).toEqual([]);
+  expect(dialogs).toEqual([]);
+}
+
 /** Saves a full-page screenshot as test-artifacts/<folder>/<name>.png; returns its path. */
 export async function screenshot(page: Page, folder: string, name: string): Promise<string> {
   const dir = join(ARTIFACTS, folder);

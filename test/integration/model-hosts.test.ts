@@ -10,6 +10,7 @@ import { LLMHostActor, type LLMHost, type LLMRequest, type StreamedToken } from 
 import { CausalLM, type GenerateOptions } from '../../serving/models/llm';
 import { ImageEncoder, type GenericImageModelConfig } from '../../serving/models/vision';
 import { useCluster } from '../helpers/cluster';
+import { generateAll } from '../helpers/models';
 
 // The cluster's processes inherit this environment when they start: the hosts find 'tiny-vlm' where this process made it.
 process.env.NODUS_MODEL_DIR = resolve(process.env.NODUS_MODEL_DIR || join('.nodus', 'models'));
@@ -128,15 +129,7 @@ describe('LLMHost', () => {
     await llm.release();
   });
 
-  async function alone(input: Parameters<CausalLM['generate']>[0], options: GenerateOptions): Promise<{ tokens: number[]; text: string }> {
-    const tokens: number[] = [];
-    let text = '';
-    for await (const g of llm.generate(input, options)) {
-      tokens.push(g.token);
-      text += g.text;
-    }
-    return { tokens, text };
-  }
+  const alone = (input: Parameters<CausalLM['generate']>[0], options: GenerateOptions) => generateAll(llm, input, options);
 
   async function streamed(req: LLMRequest): Promise<{ items: StreamedToken[]; firstMs: number; ms: number }> {
     const start = performance.now();

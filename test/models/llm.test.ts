@@ -7,6 +7,7 @@ import { ensureTinyModels } from '../../scripts/models/tiny';
 import { readModelFolder, resolveModelDir } from '../../serving/models/folder';
 import { CausalLM, type GenerateOptions, type Sequence } from '../../serving/models/llm';
 import { createSampler, greedy } from '../../serving/models/sampling';
+import { generateAll } from '../helpers/models';
 
 let llm: CausalLM;
 beforeAll(async () => {
@@ -14,15 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => llm?.release());
 
-async function run(input: Parameters<CausalLM['generate']>[0], options: GenerateOptions): Promise<{ tokens: number[]; text: string }> {
-  const tokens: number[] = [];
-  let text = '';
-  for await (const g of llm.generate(input, options)) {
-    tokens.push(g.token);
-    text += g.text;
-  }
-  return { tokens, text };
-}
+const run = (input: Parameters<CausalLM['generate']>[0], options: GenerateOptions) => generateAll(llm, input, options);
 
 const PROMPT = 'Hello there, the world!';
 
