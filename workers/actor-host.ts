@@ -64,7 +64,7 @@ export class ActorHost {
       void this.onExit(h, w.exit!).catch((err) => this.o.logger.error({ actor: h.id, err: String(err) }, 'actor exit handling failed'));
     });
     // Output of an actor goes to the driver that created it, prefixed with its class.
-    proc.label = { owner: h.owner, name: h.cls };
+    proc.label = { owner: h.owner, name: h.cls, actorId: h.id };
     h.proc = proc;
   }
 
