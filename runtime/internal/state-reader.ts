@@ -299,6 +299,30 @@ export class StateReader {
     return out.slice(0, limit);
   }
 
+  /**
+   * Objects in the store and the bytes of their values, counted by SCAN over at most `maxKeys` keys (`complete` false
+   * when it stopped there: a page that refreshes every few seconds must not walk a store of millions each time).
+   */
+  async objectStoreUsage(maxKeys = 50_000): Promise<{ objects: number; bytes: number; complete: boolean }> {
+    let objects = 0;
+    let bytes = 0;
+    let seen = 0;
+    let cursor = '0';
+    const valuePrefix = this.keys.value('');
+    do {
+      const [next, found] = await this.redis.scan(cursor, 'MATCH', `${valuePrefix}*`, 'COUNT', 2000);
+      cursor = next;
+      seen += found.length;
+      if (!found.length) continue;
+      const pipe = this.redis.pipeline();
+      for (const k of found) pipe.strlen(k);
+      for (const [, n] of (await pipe.exec()) ?? []) bytes += Number(n) || 0;
+      // A chunked value is one object: its head key, not its chunks (v:<id>:<i>).
+      objects += found.filter((k) => !k.slice(valuePrefix.length).includes(':')).length;
+    } while (cursor !== '0' && seen < maxKeys);
+    return { objects, bytes, complete: cursor === '0' };
+  }
+
   /** Placement groups as their manager recorded them (StateKeys.placementGroups); none until something makes one. */
   async listPlacementGroups(q?: ListQuery): Promise<PlacementGroupInfo[]> {
     const rows = Object.values(await this.redis.hgetall(this.state.placementGroups))

@@ -11,7 +11,12 @@ import { linger, tally } from '../fixtures/state-tasks';
 process.env.NODUS_METRICS_INTERVAL_MS = '300';
 const cluster = useCluster({ nodes: 2, cpus: 1, env: { NODUS_METRICS_INTERVAL_MS: '300' } });
 
-const url = () => String(cluster.head.info.metricsUrl);
+let metricsUrl = '';
+/** Where the head serves the cluster's metrics, as `nodus status` finds it. */
+const url = () => metricsUrl;
+beforeAll(async () => {
+  metricsUrl = (await cluster.redis.hget('nodus:head', 'metricsUrl')) ?? '';
+});
 const scrape = async () => (await fetch(url())).text();
 /** The value of one sample line, e.g. value(text, 'nodus_tasks_finished_total{function="tally"}'). */
 function value(text: string, sample: string): number | undefined {
