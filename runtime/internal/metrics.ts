@@ -35,14 +35,12 @@ export function processRegistry(): Registry {
   return ((globalThis as Holder)[REGISTRY] ??= new Registry());
 }
 
-/** A metric's child per function name, kept: prom-client hashes the labels on every call otherwise. */
-function perFunction<C>(make: (name: string) => C): (name: string) => C {
-  const children = new Map<string, C>();
-  return (name) => {
-    let c = children.get(name);
-    if (!c) children.set(name, (c = make(name)));
-    return c;
-  };
+/** One function's counts in this process; the metrics read them when a snapshot is taken. */
+interface FunctionCounts {
+  submitted: number;
+  running: number;
+  finished: number;
+  failed: number;
 }
 
 /** The task metrics every process that submits or runs tasks keeps. */
@@ -56,36 +54,49 @@ export interface TaskMetrics {
 
 let taskMetrics: TaskMetrics | undefined;
 
-/** This process's task metrics (made on first use), or undefined when metrics are off. */
+/**
+ * This process's task metrics (made on first use), or undefined when metrics are off. The hot path only bumps plain
+ * numbers per function; prom-client's counters are set from them when a snapshot is taken (collect), so a task pays
+ * no label hashing. Scheduling latency is observed as it happens (a histogram has no cheaper form).
+ */
 export function processTaskMetrics(): TaskMetrics | undefined {
   if (!metricsEnabled()) return undefined;
   if (taskMetrics) return taskMetrics;
   const registers = [processRegistry()];
-  const submitted = new Counter({ name: 'nodus_tasks_submitted_total', help: 'Tasks submitted, by function.', labelNames: ['function'], registers });
-  const running = new Gauge({ name: 'nodus_tasks_running', help: 'Tasks running now, by function.', labelNames: ['function'], registers });
-  const finished = new Counter({ name: 'nodus_tasks_finished_total', help: 'Tasks that returned, by function.', labelNames: ['function'], registers });
-  const failed = new Counter({ name: 'nodus_tasks_failed_total', help: 'Tasks that failed (threw, crashed past maxRetries, cancelled), by function.', labelNames: ['function'], registers });
+  const counts = new Map<string, FunctionCounts>();
+  const of = (fn: string): FunctionCounts => {
+    let c = counts.get(fn);
+    if (!c) counts.set(fn, (c = { submitted: 0, running: 0, finished: 0, failed: 0 }));
+    return c;
+  };
+  const fromCounts = (field: keyof FunctionCounts) =>
+    function (this: Counter<'function'> | Gauge<'function'>) {
+      this.reset();
+      for (const [fn, c] of counts) if (c[field] || field === 'running') (this as Counter<'function'>).inc({ function: fn }, c[field]);
+    };
+  new Counter({ name: 'nodus_tasks_submitted_total', help: 'Tasks submitted, by function.', labelNames: ['function'], registers, collect: fromCounts('submitted') });
+  new Gauge({ name: 'nodus_tasks_running', help: 'Tasks running now, by function.', labelNames: ['function'], registers, collect: fromCounts('running') });
+  new Counter({ name: 'nodus_tasks_finished_total', help: 'Tasks that returned, by function.', labelNames: ['function'], registers, collect: fromCounts('finished') });
+  new Counter({ name: 'nodus_tasks_failed_total', help: 'Tasks that failed (threw, crashed past maxRetries, cancelled), by function.', labelNames: ['function'], registers, collect: fromCounts('failed') });
   const latency = new Histogram({
     name: 'nodus_scheduling_latency_seconds',
     help: 'Time from a task reaching its queue to a worker starting it.',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers,
   });
-  const sub = perFunction((fn) => submitted.labels(fn));
-  const run = perFunction((fn) => running.labels(fn));
-  const fin = perFunction((fn) => finished.labels(fn));
-  const fail = perFunction((fn) => failed.labels(fn));
   taskMetrics = {
-    submitted: (fn) => sub(fn).inc(),
+    submitted: (fn) => void of(fn).submitted++,
     started: (fn, queuedForMs) => {
-      run(fn).inc();
+      of(fn).running++;
       latency.observe(Math.max(0, queuedForMs) / 1000);
     },
     ended: (fn, isFailure) => {
-      run(fn).dec();
-      (isFailure ? fail : fin)(fn).inc();
+      const c = of(fn);
+      c.running--;
+      if (isFailure) c.failed++;
+      else c.finished++;
     },
-    failed: (fn) => fail(fn).inc(),
+    failed: (fn) => void of(fn).failed++,
   };
   return taskMetrics;
 }

@@ -3,11 +3,10 @@
  * tasks folded from their events, actors from their records, objects from the store, nodes, placement groups, and
  * the logs the agents kept. Reads only; nothing here is on a hot path.
  */
-import { unpack } from 'msgpackr';
 import type { Redis } from 'ioredis';
 import { ConfigError } from '../errors';
 import { Keys, type ActorRecord, type NodeInfo, type Resources } from '../protocol';
-import { EventKind, STATE_VERSION, StateKeys, type PlacementGroupInfo, type TaskEvent } from '../protocol/state';
+import { EventKind, STATE_VERSION, StateKeys, parseEvents, type PlacementGroupInfo, type TaskEvent } from '../protocol/state';
 import { diedFailure } from './actor-lifecycle';
 
 export type TaskState = 'PENDING' | 'RUNNING' | 'FINISHED' | 'FAILED';
@@ -169,7 +168,7 @@ export class StateReader {
           else if (f === 'e') body = fields[i + 1];
         }
         if (v !== STATE_VERSION || !body) continue;
-        for (const e of unpack(body) as TaskEvent[]) foldEvent(tasks, e);
+        for (const e of parseEvents(body.toString('utf8'))) foldEvent(tasks, e);
       }
       if (entries.length < 500) break;
       start = `(${entries[entries.length - 1][0].toString()}`;
@@ -358,7 +357,7 @@ function foldEvent(tasks: Map<string, TaskInfo & { order: [number, number][] }>,
   const e: TaskInfo['events'][number] = { event, at };
   switch (kind) {
     case EventKind.Submitted:
-      [t.name, t.owner, t.shape] = d.map(String);
+      [t.name, t.owner, t.shape] = d;
       t.submittedAt = at;
       break;
     case EventKind.Running:
@@ -384,7 +383,7 @@ function foldEvent(tasks: Map<string, TaskInfo & { order: [number, number][] }>,
   t.events.push(e);
   t.order.push([at, RANK[kind] ?? 0]);
   // Kept for the last run's fields below.
-  (e as { raw?: (string | number)[] }).raw = d;
+  (e as { raw?: string[] }).raw = d;
 }
 
 function finishTask(t: TaskInfo & { order: [number, number][] }): TaskInfo {
@@ -393,7 +392,7 @@ function finishTask(t: TaskInfo & { order: [number, number][] }): TaskInfo {
   const { order: _order, ...out } = t;
   out.events = events;
   for (const e of events) {
-    const raw = (e as { raw?: (string | number)[] }).raw ?? [];
+    const raw = (e as { raw?: string[] }).raw ?? [];
     delete (e as { raw?: unknown }).raw;
     switch (e.event) {
       case 'RUNNING':

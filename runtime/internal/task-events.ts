@@ -2,9 +2,8 @@
  * @module Task events as a process records them: one call per event puts a small tuple in a buffer, and the buffer goes
  * to Redis as one stream entry every FLUSH_MS (or sooner when it is full), so recording costs the hot path no round trip.
  */
-import { pack } from 'msgpackr';
 import type { Redis } from 'ioredis';
-import { DEFAULT_RETENTION, EventKind, STATE_VERSION, StateKeys, type TaskEvent, type TaskEventRetention } from '../protocol/state';
+import { DEFAULT_RETENTION, STATE_VERSION, StateKeys, type TaskEventRetention } from '../protocol/state';
 
 /** How often a process sends its events: a failure is visible to the state API about this long after it happened. */
 const FLUSH_MS = 250;
@@ -36,7 +35,7 @@ export function taskEventRetention(env: NodeJS.ProcessEnv = process.env): TaskEv
  * after being tried once, as metrics are: the state API is for looking, not for correctness.
  */
 export class TaskEventRecorder {
-  private buffer: TaskEvent[] = [];
+  private buffer: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly key: string;
   readonly enabled: boolean;
@@ -50,10 +49,9 @@ export class TaskEventRecorder {
     this.enabled = enabled;
   }
 
-  /** Records one event (see TaskEvent for each kind's detail). */
-  record(id: string, kind: EventKind, detail: (string | number)[]): void {
-    if (!this.enabled) return;
-    this.buffer.push([id, kind, Date.now(), detail]);
+  /** Records one event: its line as TaskEvent describes it (`id\tkind\tat\t...`), made by the caller. */
+  record(line: string): void {
+    this.buffer.push(line);
     if (this.buffer.length >= FLUSH_EVENTS) void this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), FLUSH_MS);
@@ -68,6 +66,6 @@ export class TaskEventRecorder {
     if (!this.buffer.length) return;
     const events = this.buffer;
     this.buffer = [];
-    await this.redis.xadd(this.key, '*', 'v', STATE_VERSION, 'e', pack(events)).catch(() => undefined);
+    await this.redis.xadd(this.key, '*', 'v', STATE_VERSION, 'e', events.join('\n')).catch(() => undefined);
   }
 }

@@ -8,8 +8,8 @@ export const STATE_VERSION = 1;
 export class StateKeys {
   constructor(readonly prefix: string = DEFAULT_PREFIX) {}
   /**
-   * Stream of task event batches: each entry is one process's events of a moment (fields `v`, `e`: msgpack of
-   * {@link TaskEvent}[]). Written with XADD only; the head trims it to the configured window and size.
+   * Stream of task event batches: each entry is one process's events of a moment (fields `v`, `e`: the event lines,
+   * see {@link TaskEvent}). Written with XADD only; the head trims it to the configured window and size.
    */
   get taskEvents(): string { return `${this.prefix}:state:events`; }
   /** List: the last lines a task printed (kept as long as task events). */
@@ -40,12 +40,35 @@ export const enum EventKind {
 }
 
 /**
- * One task event (a msgpack array, kept small: tens of thousands a second go by):
- * [taskId, kind, at (ms), detail], the detail by kind —
+ * One task event as a reader sees it: [taskId, kind, at (ms), detail], the detail by kind —
  * Submitted: [name, owner, shape]; Running: [node, worker, pid, attempt, name]; Finished: [node, worker];
  * Failed: [node, worker, errorName, message]; Retried: [node, worker, reason].
+ * On the wire each is one line of tab-separated fields (`id\tkind\tat\tdetail...`; a batch's lines joined by
+ * newlines): tens of thousands go by a second, and joining text costs a process far less than encoding arrays.
+ * Text that may hold tabs or newlines (error messages) is escaped with {@link escapeField}.
  */
-export type TaskEvent = [string, EventKind, number, (string | number)[]];
+export type TaskEvent = [string, EventKind, number, string[]];
+
+/** Escapes a field for an event line: backslash, tab and newline. */
+export function escapeField(text: string): string {
+  return /[\\\t\n\r]/.test(text) ? text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : text;
+}
+
+/** The text of an escaped field. */
+export function unescapeField(text: string): string {
+  return text.includes('\\') ? text.replace(/\\(.)/g, (_m, c: string) => (c === 't' ? '\t' : c === 'n' ? '\n' : c === 'r' ? '\r' : c)) : text;
+}
+
+/** Parses a batch of event lines; malformed lines are skipped. */
+export function parseEvents(batch: string): TaskEvent[] {
+  const out: TaskEvent[] = [];
+  for (const line of batch.split('\n')) {
+    const f = line.split('\t');
+    if (f.length < 3) continue;
+    out.push([f[0], Number(f[1]) as EventKind, Number(f[2]), f.slice(3).map(unescapeField)]);
+  }
+  return out;
+}
 
 /** Lines kept per task or actor log; older lines are dropped. */
 export const LOG_LINES = 1000;
