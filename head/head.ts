@@ -11,6 +11,11 @@ import { isFeasible } from '../runtime/internal/policy';
 import { recoverActors, recoverTasks } from './recovery';
 import { cancelOwnedTasks } from '../runtime/internal/owned-tasks';
 import type { Redis } from 'ioredis';
+import { StateKeys, type TaskEventRetention } from '../runtime/protocol/state';
+import { MetricsPusher } from '../runtime/internal/metrics';
+import { taskEventRetention } from '../runtime/internal/task-events';
+import { startMetricsServer } from './metrics-server';
+import { trimTaskEvents } from './state-upkeep';
 
 export interface HeadOptions {
   address: string;
@@ -20,6 +25,12 @@ export interface HeadOptions {
   /** A driver that has not sent a heartbeat for this long is dead; its objects are freed. @default 10000 */
   driverTimeoutMs?: number;
   logger: Logger;
+  /** Port of the cluster's /metrics. @default 8080, or a free one when that is taken */
+  metricsPort?: number;
+  /** Address /metrics listens on. @default '127.0.0.1' */
+  metricsHost?: string;
+  /** How long task events are kept, and how much of them. @default NODUS_TASK_EVENTS_WINDOW_MS / _MAX_BYTES, else 1 hour, 64 MiB */
+  retention?: TaskEventRetention;
 }
 
 /**
@@ -33,6 +44,9 @@ export class Head {
   private readonly queues: Queues;
   readonly nodeTimeoutMs: number;
   readonly driverTimeoutMs: number;
+  private metricsServer: { url: string; close(): Promise<void> } | undefined;
+  private readonly pusher: MetricsPusher;
+  private readonly retention: TaskEventRetention;
 
   constructor(private readonly o: HeadOptions) {
     this.keys = o.keys;
@@ -40,6 +54,8 @@ export class Head {
     this.driverTimeoutMs = o.driverTimeoutMs ?? 10_000;
     this.redis = withCommands(connect(o.address, { name: 'nodus:head' }));
     this.queues = new Queues(this.redis, this.keys.bullPrefix);
+    this.pusher = new MetricsPusher(this.redis, this.keys.prefix, 'head');
+    this.retention = o.retention ?? taskEventRetention();
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch. */
@@ -54,8 +70,10 @@ export class Head {
 
   async start(): Promise<HeadInfo> {
     await waitForRedis(this.redis, this.o.address);
-    const info: HeadInfo = { pid: process.pid, host: hostname(), startedAt: Date.now(), version: PROTOCOL_VERSION, nodeTimeoutMs: this.nodeTimeoutMs };
+    this.metricsServer = await startMetricsServer({ redis: this.redis, keys: this.keys, queues: this.queues, logger: this.o.logger, port: this.o.metricsPort, host: this.o.metricsHost });
+    const info: HeadInfo = { pid: process.pid, host: hostname(), startedAt: Date.now(), version: PROTOCOL_VERSION, nodeTimeoutMs: this.nodeTimeoutMs, metricsUrl: this.metricsServer.url };
     await this.redis.hset(this.keys.head, { ...info, beat: Date.now() } as unknown as Record<string, string>);
+    this.pusher.start();
     const every = (ms: number, fn: () => Promise<void>) => {
       let busy = false;
       const t = setInterval(() => {
@@ -71,7 +89,8 @@ export class Head {
     every(Math.max(100, Math.min(1000, this.driverTimeoutMs / 4)), () => this.checkDrivers());
     every(1000, () => this.checkInfeasible());
     every(1000, () => this.redis.nodusControl('h', this.keys.head, 'beat', Date.now()).then(() => undefined));
-    this.o.logger.info({ address: this.o.address, nodeTimeoutMs: this.nodeTimeoutMs }, 'head started');
+    every(5000, () => trimTaskEvents(this.redis, new StateKeys(this.keys.prefix).taskEvents, this.retention));
+    this.o.logger.info({ address: this.o.address, nodeTimeoutMs: this.nodeTimeoutMs, metrics: this.metricsServer.url }, 'head started');
     return info;
   }
 
@@ -150,6 +169,8 @@ export class Head {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    await this.metricsServer?.close();
+    await this.pusher.stop();
     await this.queues.close();
     await this.redis.hdel(this.keys.head, 'pid').catch(() => undefined);
     await this.redis.quit().catch(() => this.redis.disconnect());

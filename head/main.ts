@@ -7,7 +7,7 @@ import { Head } from './head';
 import { RedisSupervisor } from './redis-supervisor';
 
 async function main(): Promise<void> {
-  const args = entryArgs({ 'node-timeout-ms': { type: 'string' }, 'driver-timeout-ms': { type: 'string' }, redis: { type: 'string' } });
+  const args = entryArgs({ 'node-timeout-ms': { type: 'string' }, 'driver-timeout-ms': { type: 'string' }, redis: { type: 'string' }, 'metrics-port': { type: 'string' }, 'metrics-host': { type: 'string' } });
   const logger = createLogger('nodus-head');
   const address = String(args.address);
   const life = new Lifecycle({ name: 'head', logger, address, attached: !!args.attached });
@@ -26,6 +26,8 @@ async function main(): Promise<void> {
     keys: new Keys(args.namespace ? String(args.namespace) : undefined),
     nodeTimeoutMs: num(args['node-timeout-ms'] ?? process.env.NODUS_NODE_TIMEOUT_MS),
     driverTimeoutMs: num(args['driver-timeout-ms'] ?? process.env.NODUS_DRIVER_TIMEOUT_MS),
+    metricsPort: num(args['metrics-port'] ?? process.env.NODUS_METRICS_PORT),
+    metricsHost: args['metrics-host'] ? String(args['metrics-host']) : undefined,
     logger,
   });
   restarted.head = head;

@@ -4,6 +4,7 @@
  * memcpy, Piscina), then the curves of cost against work. Prints one Markdown table and the curves, and
  * writes both to bench-results/bench-<date>.json, and each row's median as one line of bench/history.jsonl
  * (compare two commits with `npm run bench:compare -- <commitA> <commitB>`). `--quick`: a short form (under a minute on 2 cores);
+ * `--observability`: only the cost of task events and metrics (tasks async with them on and off, side by side);
  * `--no-million`: the full form without its 1M queued tasks; `--million`: 1M queued tasks even with --quick.
  * `--services`, `--serving`, `--runtime-env`: that section alone.
  */
@@ -21,6 +22,7 @@ import { actorRows, objectRows, taskRows } from './bench/rows';
 import { printServices, servicesSection } from './bench/services';
 import { printServing, servingSection } from './bench/serving';
 import { printRuntimeEnv, runtimeEnvHistory, runtimeEnvSection } from './bench/runtime-env';
+import { observabilityCost } from './bench/observability';
 
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
@@ -56,6 +58,15 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = [];
   const curves: Curves = { workers: [], queued: [], notes: [] };
+  // --observability: the cost of task events and metrics on the tasks async row, alone.
+  if (process.argv.includes('--observability')) {
+    console.log('Task events and metrics, on and off (tasks async):');
+    rows.push(await observabilityCost(s));
+    printTable(rows);
+    console.log(`\nWrote ${writeJson(s, rows, curves)}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'observability', historyRows(rows, curves))}`);
+    return;
+  }
 
   const cluster = await startLocalCluster({ numCpus: cores });
   const redis = new Redis(cluster.address, { maxRetriesPerRequest: null });
@@ -72,6 +83,8 @@ async function main(): Promise<void> {
     rows.push(...(await objectRows(s, redis)));
     rows.push(...(await actorRows(s, cluster.address, cores)));
     rows.push(await primeFanout(s, cores));
+    console.log('Task events and metrics, on and off (tasks async):');
+    rows.push(await observabilityCost(s));
     console.log('Curves:');
     curves.latency = await syncLatency(s.quick ? 500 : 2000);
   } finally {

@@ -19,6 +19,7 @@ import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
 import { addTaskCommands } from './cli-tasks';
+import { addStateCommands } from './cli-state';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -62,6 +63,9 @@ interface StartOptions extends GatewayFlags {
   persistence: boolean;
   tls?: boolean;
   gateway: boolean;
+  metricsPort?: number;
+  taskEventsWindow?: number;
+  taskEventsMaxMb?: number;
 }
 
 /**
@@ -156,6 +160,9 @@ program
   .option('--tls', "the head's Redis serves TLS only (rediss://), with a certificate authority made here (openssl); clients trust it through NODUS_TLS_CA")
   .option('--no-persistence', "run the head's Redis without append-only persistence (a Redis restart then loses queued tasks and objects)")
   .option('--node-timeout-ms <ms>', 'a node silent this long is marked dead', int)
+  .option('--metrics-port <port>', "port of the cluster's Prometheus /metrics on the head (default 8080, or a free one when 8080 is taken; 0: a free one)", int)
+  .option('--task-events-window <seconds>', 'how long task events and task logs are kept for `nodus list tasks` and `nodus logs` (default 3600)', int)
+  .option('--task-events-max-mb <n>', 'the most memory task events take in Redis; the oldest go first (default 64)', int)
   .option('--no-gateway', 'do not start the gateway (agentic services, on :3370)')
   .option('--gateway-port <port>', 'port of the gateway (default 3370, or a free one when 3370 is taken)', int)
   .option('--gateway-host <address>', 'address the gateway listens on; anything but loopback requires an admin password (given or generated)', '127.0.0.1')
@@ -199,7 +206,10 @@ program
     } else dir = clusterDir(address);
     try {
       // The head starts the Redis (and starts it again whenever it dies); a --redis-url Redis is not its to restart.
-      const head = await spawnHead({ address, attached: false, logFile: join(dir, 'head.log'), nodeTimeoutMs: o.nodeTimeoutMs, redis });
+      // The event window reaches the head (which trims) and the node agents (which keep task logs as long).
+      if (o.taskEventsWindow !== undefined) process.env.NODUS_TASK_EVENTS_WINDOW_MS = String(o.taskEventsWindow * 1000);
+      if (o.taskEventsMaxMb !== undefined) process.env.NODUS_TASK_EVENTS_MAX_BYTES = String(o.taskEventsMaxMb * 1024 * 1024);
+      const head = await spawnHead({ address, attached: false, logFile: join(dir, 'head.log'), nodeTimeoutMs: o.nodeTimeoutMs, redis, metricsPort: o.metricsPort, metricsHost: o.bind });
       started.push(head);
       session.push({ role: 'head', pid: head.pid, address, startedAt: Date.now() });
       if (redis) {
@@ -207,7 +217,7 @@ program
         session.push({ role: 'redis', pid, address, startedAt: Date.now(), pidFile: String(head.info.redisPidFile) });
         console.log(`Started redis-server on ${o.bind}:${o.port} (pid ${pid}${o.persistence ? ', append-only persistence on' : ', no persistence'}; the head starts it again if it dies).`);
       }
-      console.log(`Started the head (pid ${head.pid}); log: ${join(dir, 'head.log')}`);
+      console.log(`Started the head (pid ${head.pid}); log: ${join(dir, 'head.log')}; cluster metrics: ${String(head.info.metricsUrl)}`);
       if ((resources.CPU ?? 0) > 0 || Object.keys(resources).length > 1) {
         const agent = await spawnAgent({ address, attached: false, logFile: join(dir, `agent-${Date.now()}.log`), resources, headNode: true });
         started.push(agent);
@@ -429,6 +439,7 @@ program
 
 
 addTaskCommands(program);
+addStateCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

@@ -19,6 +19,7 @@ export function formatStatus(s: ClusterStatus): string {
   const lines: string[] = [];
   lines.push(`Cluster ${s.address}`);
   lines.push(s.head ? `Head: ${s.head.alive ? 'alive' : 'not responding'} (pid ${s.head.pid} on ${s.head.host}, last beat ${ago(s.head.lastBeat)})` : 'Head: none has started on this Redis');
+  if (s.head?.metricsUrl) lines.push(`Metrics: ${s.head.metricsUrl} (Prometheus)`);
   if (s.head?.redisRestarts) {
     lines.push(`Redis: restarted by the head ${s.head.redisRestarts} time${s.head.redisRestarts > 1 ? 's' : ''}, last ${ago(s.head.redisLastRestart)} (${s.head.redisLastExit ?? 'it died'})`);
   }

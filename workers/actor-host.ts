@@ -96,7 +96,7 @@ export class ActorHost {
       h.env?.dir,
     );
     // Output of an actor goes to the driver that created it, prefixed with its class.
-    proc.label = { owner: h.owner, name: h.cls };
+    proc.label = { owner: h.owner, name: h.cls, actorId: h.id };
     h.proc = proc;
   }
 

@@ -13,6 +13,10 @@ import { connect, waitForRedis } from '../runtime/internal/redis';
 import { envFailure } from '../runtime/internal/tasks';
 import { PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
+import { MetricsPusher } from '../runtime/internal/metrics';
+import { TaskObserver } from '../runtime/internal/observer';
+import { nodeMetrics } from './node-metrics';
+import { TaskLogStore } from './task-logs';
 import { ActorHost } from './actor-host';
 import { EnvCache, resolveEnvCacheOptions, type EnvCacheSettings, type ReadyEnv } from './env-cache';
 import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
@@ -91,6 +95,11 @@ export class NodeAgent {
   private logFlush: NodeJS.Immediate | undefined;
   private readonly startedAt = Date.now();
   private loop: Promise<void> = Promise.resolve();
+  /** Task events of what happens to tasks here rather than in a worker (crashes, retries, cancels), and their metrics. */
+  private readonly observer: TaskObserver;
+  private readonly metrics: MetricsPusher;
+  /** What tasks and actors print, kept for `nodus logs`. */
+  private readonly logStore: TaskLogStore;
 
   constructor(private readonly o: AgentOptions) {
     this.keys = o.keys;
@@ -115,6 +124,10 @@ export class NodeAgent {
         }
       },
     });
+    this.observer = new TaskObserver(this.redis, this.keys.prefix);
+    this.logStore = new TaskLogStore(this.redis, this.keys.prefix);
+    nodeMetrics(() => ({ node: this.nodeId, total: this.total, free: this.free, workers: this.pool?.all.size ?? 0, actors: this.actorHost?.processes ?? 0 }));
+    this.metrics = new MetricsPusher(this.redis, this.keys.prefix, `agent:${process.pid}`);
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch (it logs their loss, and gives up at last). */
@@ -145,6 +158,7 @@ export class NodeAgent {
         .finally(() => this.wake());
     }, POLL_MS);
     this.timers.push(hb, locks, poll);
+    this.metrics.start();
     this.loop = this.dispatchLoop();
     this.o.logger.info({ node: this.nodeId, resources: this.total }, 'node agent started');
     return this.info();
@@ -411,7 +425,9 @@ export class NodeAgent {
       return settleBundle(ctx, run.shape.key, job, run.token, run.index, run.cancelled, `${exit.message}; last worker pid ${run.worker.pid} on node ${this.nodeId}`);
     }
     if (!run.cancelled) return this.onCrash(run, job, exit);
-    await this.complete(run, job, failureBytes(cancelledFailure(job.data.fn.name)));
+    const cancelled = cancelledFailure(job.data.fn.name);
+    this.observer.failedOnNode(job.data.id, job.data.fn.name, this.nodeId, run.worker.id, cancelled);
+    await this.complete(run, job, failureBytes(cancelled));
     await job.moveToCompleted(null, run.token, false);
   }
 
@@ -444,10 +460,12 @@ export class NodeAgent {
     if (crashes <= data.maxRetries) {
       this.o.logger.warn({ task: data.fn.name, id: data.id, crashes }, `worker died (${exit.message}); retrying`);
       this.forward(data.owner, { prefix: `(${data.fn.name} ${where})`, stream: 'stderr', text: `worker process died (${exit.message}); retrying the task (${crashes} of ${data.maxRetries} retries used)\n` });
+      this.observer.retried(data.id, this.nodeId, run.worker.id, `worker process died (${exit.message})`);
       await job.moveToFailed(new Error(`worker died: ${exit.message}`), token, false);
       return;
     }
     const failure = crashFailure(data, `The worker process running ${data.fn.name} died (${exit.message}; last ${where}) ${crashes} time${crashes > 1 ? 's' : ''}`);
+    this.observer.failedOnNode(data.id, data.fn.name, this.nodeId, run.worker.id, failure);
     await this.complete(run, job, failureBytes(failure));
     await job.moveToCompleted(null, token, false);
   }
@@ -501,6 +519,8 @@ export class NodeAgent {
       return;
     }
     this.forward(to.owner, { prefix: `(${to.name} pid=${w.pid} node=${this.nodeId})`, stream, text });
+    if (w.task) this.logStore.task(w.task.id, stream, text);
+    else if (w.label?.actorId) this.logStore.actor(w.label.actorId, stream, text);
   }
 
   /** Batches log lines per driver into one PUBLISH per tick. */
@@ -526,6 +546,7 @@ export class NodeAgent {
     await this.pool?.close();
     await this.closeEnvPools();
     await this.envCache.close();
+    await Promise.all([this.observer.flush(), this.logStore.flush(), this.metrics.stop()]);
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
     await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));
     await this.queues.close();

@@ -40,7 +40,7 @@ export class WorkerProcess {
   /** The task it runs now, if any. */
   task: TaskStart | undefined;
   /** Whose terminal its output goes to when no task says (an actor's process). */
-  label: { owner: string; name: string } | undefined;
+  label: { owner: string; name: string; actorId?: string } | undefined;
   /** How it ended, once it has. */
   exit: WorkerExit | undefined;
   alive = true;

@@ -115,7 +115,7 @@ async function loadArgs(ctx: CoreContext, inline: Buffer | null, argsRef: string
 }
 
 /** Runs one task and encodes its outcome: the value (inline or stored by this process) or the failure. */
-async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer | null; chunks: number; inner: string[] }> {
+async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer | null; chunks: number; inner: string[]; failure?: SerializedFailure }> {
   ctx.ownerId = job.owner;
   ctx.current = { taskId: job.id, nodeId };
   try {
@@ -129,7 +129,8 @@ async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer 
     }
     return await packResult(ctx, job.id, await result, job.fn.name);
   } catch (err) {
-    return { value: failureBytes(failureOf(err, job.fn.name)), chunks: 0, inner: [] };
+    const failure = failureOf(err, job.fn.name);
+    return { value: failureBytes(failure), chunks: 0, inner: [], failure };
   } finally {
     ctx.current = {};
     ctx.onBlocked = undefined;
@@ -207,7 +208,9 @@ async function runJob(ctx: CoreContext, queue: string, job: Job<TaskJob>, token:
   for (const [i, t] of tasks.entries()) {
     // The agent knows of the lease's first task already.
     if (!(firstJob && i === 0)) send({ t: 'start', id: t.id, job: job.id!, index: i, owner: t.owner, name: t.fn.name });
-    const out = cancelled[i] ? { value: failureBytes(cancelledFailure(t.fn.name)), chunks: 0, inner: [] } : await runTask(ctx, t);
+    ctx.observer.running(t.id, t.fn.name, nodeId, workerId, job.attemptsMade + (t.retried ?? 0) + 1, job.timestamp);
+    const out = cancelled[i] ? { value: failureBytes(cancelledFailure(t.fn.name)), chunks: 0, inner: [], failure: cancelledFailure(t.fn.name) } : await runTask(ctx, t);
+    ctx.observer.ended(t.id, t.fn.name, nodeId, workerId, out.failure);
     const note = encode([Note.Done, t.id, out.value]).bytes;
     const report = reporter().nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), out.value ?? '', note, out.chunks, lock, token, progress, i, ...out.inner);
     reports.push(report.catch((err) => settleFull(ctx, err, out.value, t.id, t.caller, t.fn.name)));

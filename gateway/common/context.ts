@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { MetricsPusher } from '../../runtime/internal/metrics';
 import { connect, waitForRedis } from '../../runtime/internal/redis';
 import { ServiceKeys } from '../../runtime/protocol/services';
 import type { ResolvedGatewayOptions } from '../config';
@@ -11,6 +12,9 @@ import type { ResolvedGatewayOptions } from '../config';
  * start releases it too. Providers inject it by class.
  */
 export class GatewayContext {
+  /** Pushes this process's metrics (its Redis round trips, and what the driver in it counts) for the head's /metrics. */
+  private readonly metrics: MetricsPusher;
+
   constructor(
     readonly options: ResolvedGatewayOptions,
     readonly redis: Redis,
@@ -18,7 +22,9 @@ export class GatewayContext {
     /** The cluster's random secret: signs session tokens and the user header services trust. */
     readonly secret: string,
     readonly logger: Logger,
-  ) {}
+  ) {
+    this.metrics = new MetricsPusher(redis, keys.prefix, `gateway:${process.pid}`).start();
+  }
 
   /** Connects to the cluster's Redis (fails with a ClusterError saying what to start) and reads or makes the secret. */
   static async open(options: ResolvedGatewayOptions, logger: Logger): Promise<GatewayContext> {
@@ -46,6 +52,8 @@ export class GatewayContext {
   /** Closes the connection; gives up waiting for a Redis that is gone. */
   async close(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.metrics.stop(), new Promise((r) => (timer = setTimeout(r, 500)))]);
+    clearTimeout(timer);
     await Promise.race([this.redis.quit().catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 1000)))]);
     clearTimeout(timer);
     this.redis.disconnect();

@@ -31,7 +31,7 @@ const TYPES: Record<string, string> = { css: 'text/css; charset=utf-8', js: 'tex
 /** Name → where the file is. */
 function sources(): Record<string, string> {
   const own = ownDir();
-  const mine = ['panel.css', 'panel.js', 'flows.js', 'status.js', 'timeline.js', 'favicon.svg'];
+  const mine = ['panel.css', 'panel.js', 'flows.js', 'status.js', 'timeline.js', 'cluster.js', 'favicon.svg'];
   return {
     ...Object.fromEntries(mine.map((n) => [n, join(own, n)])),
     'marked.js': join(dirname(require.resolve('marked/package.json')), 'lib', 'marked.umd.js'),

@@ -11,6 +11,7 @@ import { Public } from '../auth/decorators';
 import { toHttpError } from '../common/error.filter';
 import { ServiceUnreachableError } from '../flows/registry';
 import { assets } from './assets';
+import { clusterLive, clusterPage, readClusterView } from './cluster-view';
 import { CSRF_FIELD, LOGIN_CSRF_COOKIE, checkCsrf, csrfToken, newLoginNonce } from './csrf';
 import { html } from './html';
 import { PanelService, cookiesOf, type ServiceAnswer } from './panel.service';
@@ -270,6 +271,23 @@ export class PanelController {
     if (!v) return;
     await this.panel.flows.refresh();
     redirect(res, '/admin/routes?done=refreshed');
+  }
+
+  /** The cluster's state (admins); `?part=live` is the part cluster.js swaps in on each refresh. */
+  @Get('cluster')
+  async cluster(@Req() req: Request, @Res() res: Response, @Query('part') part?: unknown): Promise<void> {
+    const v = await this.visitorOrLogin(req, res);
+    if (!v) return;
+    if (!v.user.admin) throw new ForbiddenException(`Only admins see the cluster page, and ${v.user.name} is not one.`);
+    const view = await readClusterView(this.panel.gw.redis, this.panel.gw.keys.prefix);
+    if (part === 'live') {
+      res.setHeader('Content-Type', 'text/html; charset=utf-8');
+      res.setHeader('Cache-Control', 'no-store');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.end(clusterLive(view).value);
+      return;
+    }
+    sendPage(res, 200, clusterPage({ visitor: v, view }));
   }
 
   /** The panel's scripts, stylesheet and icon; cached for good when asked for by their current hash. */

@@ -26,7 +26,7 @@ export interface Health {
   error?: string;
 }
 
-type Nav = 'flows' | 'timeline' | 'routes' | undefined;
+type Nav = 'flows' | 'timeline' | 'routes' | 'cluster' | undefined;
 
 const STATUSES: readonly ExecStatus[] = ['starting', 'running', 'finished', 'error', 'cancelled'];
 
@@ -57,7 +57,7 @@ export function layout(o: { title: string; visitor?: Visitor; nav?: Nav; body: S
   const header = v
     ? html`<header class="topbar"><div class="topbar-inner">
 <a class="brand" href="/"><span class="logo" aria-hidden="true"></span>nodus</a>
-<nav aria-label="Main">${link('/', 'Flows', 'flows')}${link('/timeline', 'Timeline', 'timeline')}${v.user.admin ? link('/admin/routes', 'Routes', 'routes') : ''}</nav>
+<nav aria-label="Main">${link('/', 'Flows', 'flows')}${link('/timeline', 'Timeline', 'timeline')}${v.user.admin ? html`${link('/admin/routes', 'Routes', 'routes')}${link('/cluster', 'Cluster', 'cluster')}` : ''}</nav>
 <div class="who"><span class="user">${v.user.name}${v.user.admin ? html` <span class="pill">admin</span>` : ''}</span>
 <form method="post" action="/logout"><input type="hidden" name="${CSRF_FIELD}" value="${v.csrf}"><button type="submit" class="linkish">Log out</button></form></div>
 </div></header>`

@@ -74,6 +74,7 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
           redisRestarts: Number(headRaw.redisRestarts ?? 0),
           redisLastRestart: headRaw.redisLastRestart ? Number(headRaw.redisLastRestart) : undefined,
           redisLastExit: headRaw.redisLastExit,
+          metricsUrl: headRaw.metricsUrl,
         }
       : null;
     return {

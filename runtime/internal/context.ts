@@ -8,6 +8,8 @@ import { Actors } from './actors';
 import { Batch } from './batch';
 import { setContext, type RuntimeContext } from './global';
 import { Inbox } from './inbox';
+import { MetricsPusher } from './metrics';
+import { TaskObserver } from './observer';
 import { failureBytes, type CommandClient } from './object-store';
 import { Queues } from './queues';
 import { connect, redact, waitForRedis } from './redis';
@@ -63,6 +65,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
   /** The runtime envs of what this process submits. */
   readonly envs: RuntimeEnvs;
   private heartbeat: NodeJS.Timeout | undefined;
+  private metrics: MetricsPusher | undefined;
 
   private constructor(private readonly config: ContextConfig) {
     this.keys = config.keys;
@@ -79,6 +82,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
       role: this.role,
       address: config.address,
       queues,
+      observer: new TaskObserver(this.redis, this.keys.prefix),
       ownerId: config.procId,
       closed: false,
       pending: new Map(),
@@ -122,6 +126,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
         ctx.inbox.startInbox();
         if (config.logToDriver) await ctx.inbox.subscribeLogs();
       }
+      ctx.metrics = new MetricsPusher(ctx.redis, ctx.keys.prefix, `${config.role}:${ctx.procId}`).start();
     } catch (err) {
       ctx.redis.disconnect();
       throw err;
@@ -143,6 +148,11 @@ export class CoreContext implements RuntimeContext, ProducerHost {
 
   clusterNodes(maxAgeMs?: number): Promise<NodeInfo[]> {
     return this.submitter.clusterNodes(maxAgeMs);
+  }
+
+  /** Records task events and counts them in metrics: what workers call as tasks start and end. */
+  get observer(): TaskObserver {
+    return this.state.observer;
   }
 
   /** Waits until everything this process has queued so far has reached Redis. */
@@ -240,7 +250,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
       clearTimeout(timer);
       if (done !== 'ok') missed.push(what);
     };
-    await step('send the last submissions', () => Promise.all([this.batch.flushing, this.refs.lastPut]));
+    await step('send the last submissions', () => Promise.all([this.batch.flushing, this.refs.lastPut, this.state.observer.flush(), this.metrics?.stop()]));
     if (this.role === 'driver') {
       // Actors die with the driver that created them, unless detached.
       await step("stop this driver's actors", async () => {

@@ -142,6 +142,10 @@ export interface HeadProcessOptions extends NodeProcessOptions {
   driverTimeoutMs?: number;
   /** The head starts this redis-server itself, supervises it (started again when it dies) and stops it when it exits. */
   redis?: Omit<RedisServerOptions, 'detached' | 'pidFile'>;
+  /** Port of the cluster's /metrics (0: a free one). @default 8080, or a free one when it is taken */
+  metricsPort?: number;
+  /** Address /metrics listens on. @default '127.0.0.1' */
+  metricsHost?: string;
 }
 
 export interface AgentProcessOptions extends NodeProcessOptions {
@@ -193,6 +197,8 @@ export function spawnHead(o: HeadProcessOptions): Promise<StartedProcess & { inf
   if (o.nodeTimeoutMs) args.push('--node-timeout-ms', String(o.nodeTimeoutMs));
   if (o.driverTimeoutMs) args.push('--driver-timeout-ms', String(o.driverTimeoutMs));
   if (o.redis) args.push('--redis', JSON.stringify(o.redis));
+  if (o.metricsPort !== undefined) args.push('--metrics-port', String(o.metricsPort));
+  if (o.metricsHost) args.push('--metrics-host', o.metricsHost);
   return forkReady(entryPoint('head'), args, o);
 }
 

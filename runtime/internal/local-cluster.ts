@@ -13,6 +13,8 @@ export interface LocalClusterOptions {
   /** Node agents to start (each with the resources above). @default 1 */
   nodes?: number;
   namespace?: string;
+  /** Environment of the cluster's processes, over this process's (e.g. NODUS_TASK_EVENTS=0). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface LocalCluster {
@@ -28,12 +30,12 @@ export async function startLocalCluster(o: LocalClusterOptions = {}): Promise<Lo
   const dir = join(sessionDir(), `local-${port}`);
   const address = redisAddress({ port });
   // The head starts Redis, starts it again if it dies, and stops it when it exits (as it does when this process dies).
-  const head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), redis: { port, dir }, namespace: o.namespace });
+  const head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), redis: { port, dir }, namespace: o.namespace, env: o.env });
   const pids: number[] = [];
   try {
     const nodeIds: string[] = [];
     for (let i = 0; i < (o.nodes ?? 1); i++) {
-      const agent = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${i}.log`), resources, headNode: i === 0, namespace: o.namespace });
+      const agent = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${i}.log`), resources, headNode: i === 0, namespace: o.namespace, env: o.env });
       pids.push(agent.pid);
       nodeIds.push(agent.nodeId);
     }

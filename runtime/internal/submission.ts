@@ -45,6 +45,7 @@ export class Submitter {
     const shape = shapeKey(opts.demand);
     const entry: PendingTask = { done: deferred(), name, shape, args, enqueued: false, cancelled: false };
     this.state.pending.set(id, entry);
+    this.state.observer.submitted(id, name, this.state.ownerId, shape);
     let result: ObjectRef | RefStream<unknown>;
     if (generator) {
       // A generator's items are objects of their own; the task's own result (a count) is not kept.

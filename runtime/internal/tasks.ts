@@ -2,6 +2,7 @@
 import { RuntimeEnvError, toFailure, type SerializedFailure } from '../errors';
 import type { ActorJob, Keys, Resources, TaskJob } from '../protocol';
 import { settleCall, type CommandClient } from './object-store';
+import type { TaskObserver } from './observer';
 import type { Queues } from './queues';
 
 /**
@@ -17,6 +18,8 @@ export interface ProcessState {
   /** The cluster's Redis address, for the extra connections (inbox, logs) a part opens. */
   readonly address: string;
   readonly queues: Queues;
+  /** Records task events and counts them in metrics (the state API's source). */
+  readonly observer: TaskObserver;
   /** Root driver that owns what this process creates; a worker sets it per task. */
   ownerId: string;
   closed: boolean;

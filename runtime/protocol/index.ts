@@ -182,6 +182,8 @@ export interface HeadInfo {
   startedAt: number;
   version: number;
   nodeTimeoutMs: number;
+  /** The cluster-wide Prometheus metrics the head serves. */
+  metricsUrl?: string;
 }
 
 /** Canonical name of a resource demand, usable as a BullMQ queue name. */

@@ -25,8 +25,8 @@ export interface HistoryEntry {
   /** Uncommitted changes to tracked files (the history file aside): the commit alone does not say what ran. */
   dirty: boolean;
   mode: 'quick' | 'full';
-  /** What the run measured: everything, or only the --services, --serving or --runtime-env section. */
-  section: 'all' | 'services' | 'serving' | 'runtime-env';
+  /** What the run measured: everything, or only the --services, --serving, --runtime-env or --observability section. */
+  section: 'all' | 'services' | 'serving' | 'runtime-env' | 'observability';
   machine: ReturnType<typeof machine>;
   rows: HistoryRow[];
 }

@@ -63,3 +63,30 @@ export async function redisUsedMemory(redis: Redis): Promise<number> {
 }
 
 export const MiB = 2 ** 20;
+
+/**
+ * CPU seconds (user + system) used so far by the processes of the local cluster on `address` that this process
+ * started — its head (with the Redis it runs), node agents and their workers — and by this process.
+ */
+export function clusterCpuSeconds(address: string): number {
+  const all = processes();
+  const roots = all.filter((p) => p.ppid === process.pid && p.cmdline.includes(`--address ${address}`)).map((p) => p.pid);
+  const seen = new Set<number>(roots);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) if (!seen.has(p.pid) && seen.has(p.ppid)) grew = !!seen.add(p.pid);
+  }
+  let ticks = 0;
+  for (const pid of seen) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; in clock ticks (100 a second).
+      ticks += Number(rest[11]) + Number(rest[12]);
+    } catch {
+      /* exited while we looked */
+    }
+  }
+  const own = process.cpuUsage();
+  return ticks / 100 + (own.user + own.system) / 1e6;
+}
