@@ -19,6 +19,7 @@ import { makeTlsFiles } from '../runtime/internal/tls';
 import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
 import { addTaskCommands } from './cli-tasks';
+import { addJobCommands } from './cli-jobs';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -429,6 +430,7 @@ program
 
 
 addTaskCommands(program);
+addJobCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

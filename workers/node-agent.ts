@@ -13,6 +13,7 @@ import { connect, waitForRedis } from '../runtime/internal/redis';
 import { PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { ActorHost } from './actor-host';
+import { JobSupervisor } from './job-supervisor';
 import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
 
 export interface AgentOptions {
@@ -72,6 +73,8 @@ export class NodeAgent {
   private readonly cancelled = new Set<string>();
   private pool!: WorkerPool;
   private actorHost!: ActorHost;
+  /** The jobs whose drivers run on this node. */
+  private jobs!: JobSupervisor;
   private readonly timers: NodeJS.Timeout[] = [];
   private wakeUp: (() => void) | undefined;
   private woken = false;
@@ -102,12 +105,14 @@ export class NodeAgent {
     this.startProcesses();
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
+      else if (channel === this.jobs.channel) this.jobs.onMessage(msg);
       else if (!this.shapes.has(msg)) void this.loadShapes().then(() => this.wake(), () => undefined);
       else this.wake();
     });
-    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel);
+    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel, this.jobs.channel);
     await this.loadShapes();
     await this.heartbeat();
+    this.jobs.start();
     const hb = setInterval(() => void this.heartbeat().catch(() => undefined), this.o.heartbeatMs ?? 1000);
     const lockMs = this.o.lockDurationMs ?? 30_000;
     const locks = setInterval(() => void this.extendLocks(lockMs).catch(() => undefined), lockMs / 2);
@@ -153,6 +158,26 @@ export class NodeAgent {
       },
       onProcessExit: freeWorker,
     });
+    this.jobs = new JobSupervisor({
+      redis: this.redis,
+      keys: this.keys,
+      address: this.o.address,
+      nodeId: () => this.nodeId,
+      headNode: !!this.o.headNode,
+      total: this.total,
+      logger: this.o.logger,
+      // A job's driver holds what it asked for while it runs, as a task does.
+      reserve: (demand) => {
+        if (!fits(demand, this.free)) return false;
+        this.free = take(this.free, demand);
+        return true;
+      },
+      release: (demand) => {
+        this.free = give(this.free, demand, this.total);
+        this.wake();
+      },
+      queue: (name) => this.queue(name),
+    });
   }
 
   /**
@@ -163,12 +188,14 @@ export class NodeAgent {
     const old = this.nodeId;
     this.o.logger.warn({ node: old }, 'this node was declared dead by the head; stopping its work and joining again as a new node');
     await this.actorHost.abandon();
+    await this.jobs.close();
     await this.pool.close();
     for (let i = 0; i < 100 && this.running.size; i++) await new Promise((r) => setTimeout(r, 20));
     this.nodeId = newNodeId();
     this.free = { ...this.total };
     this.startProcesses();
     await this.heartbeat();
+    this.jobs.start();
     this.o.logger.warn({ old, node: this.nodeId }, 'joined again as a new node');
     this.wake();
   }
@@ -433,6 +460,7 @@ export class NodeAgent {
     this.closing = true;
     this.wake();
     for (const t of this.timers) clearInterval(t);
+    await this.jobs?.close();
     await this.actorHost?.stop();
     await this.pool?.close();
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
