@@ -6,7 +6,7 @@ import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import type { JobContext } from '../runtime/internal/owned-tasks';
-import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Resources, type TaskJob } from '../runtime/protocol';
+import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Resources, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
 
 export interface RecoveryContext extends JobContext {
   logger: Logger;
@@ -116,7 +116,9 @@ export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promi
       await ctx.redis.hset(ctx.keys.actor(id), 'movingFrom', nodeId, 'moveJob', moveJob, 'host', '', 'node', '');
       if (!resumed) await endActor(ctx.redis, ctx.keys, id, 'restart', '', Number(rec.maxTaskRetries || 0));
       // Placed again like a new actor: any node that has room takes it.
-      const queue = actorQueueName(shapeKey(JSON.parse(rec.demand) as Resources));
+      // Its runtime env's queue, if it has one: only a node that sets that env up takes it.
+      const env = rec.env ? (JSON.parse(rec.env) as RuntimeEnvDescriptor).key : undefined;
+      const queue = actorQueueName(shapeKey(JSON.parse(rec.demand) as Resources), env);
       const data: ActorJob = { v: PROTOCOL_VERSION, actorId: id };
       await ctx.queue(queue).add(rec.cls, data, { jobId: moveJob, removeOnComplete: true, removeOnFail: true });
       await ctx.redis.hdel(ctx.keys.actor(id), 'movingFrom', 'moveJob');

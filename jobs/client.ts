@@ -6,13 +6,14 @@ import { createJob, followJobLog, listJobRecords, readJob, readJobLog, requestJo
 import type { CommandClient } from '../runtime/internal/object-store';
 import { isFeasible, largestNode } from '../runtime/internal/policy';
 import { connect, redact, waitForRedis } from '../runtime/internal/redis';
+import { RuntimeEnvs } from '../runtime/internal/runtime-env';
 import { readSession } from '../runtime/internal/session';
 import { Keys, type NodeInfo } from '../runtime/protocol';
 import { withCommands } from '../runtime/protocol/commands';
 import { JOB_STATUSES, JobKeys, isFinalJobStatus, type JobInfo, type JobStatus, type JobStatusEvent } from '../runtime/protocol/jobs';
 import type { ExecEvent } from '../runtime/protocol/services';
 import { JobNotFoundError } from './errors';
-import { jobRuntimeEnv, resolveSubmitJob, type ResolvedSubmitJob, type SubmitJobOptions } from './options';
+import { resolveSubmitJob, type ResolvedSubmitJob, type SubmitJobOptions } from './options';
 import { rejectUnknownKeys } from '../runtime/options';
 
 /** Which cluster a call talks to. */
@@ -70,14 +71,23 @@ export async function checkFeasible(redis: Redis, keys: JobKeys, address: string
  * const job = await submitJob({ entrypoint: 'npx tsx main.ts', runtimeEnv: { workingDir: '.' }, address: 'redis://10.0.0.5:6379' });
  * for await (const e of jobLogs(job.id, { follow: true })) if (e.kind === 'stdout') process.stdout.write(e.text);
  */
-export async function submitJob(options: SubmitJobOptions): Promise<JobInfo> {
+export async function submitJob(options: SubmitJobOptions): Promise<SubmittedJob> {
   const r = resolveSubmitJob(options);
   return withJobs(options, async (redis, keys, address) => {
     await checkFeasible(redis, keys, address, r);
+    // The working dir goes to the cluster as tasks' do (once per content); the node unpacks it into its env cache.
+    const env = r.runtimeEnv ? await new RuntimeEnvs(redis, new Keys(keys.prefix), r.runtimeEnv).resolve(undefined) : undefined;
     const owner = options.owner ?? safeUserName();
-    return createJob(redis, keys, { entrypoint: r.entrypoint, runtimeEnv: jobRuntimeEnv(r, r.workingDir), demand: r.demand, owner });
+    const job = await createJob(redis, keys, { entrypoint: r.entrypoint, runtimeEnv: env?.desc, workingDir: r.runtimeEnv?.workingDir, demand: r.demand, owner });
+    return { ...job, ...(env?.shipped ? { shipped: { files: env.shipped.files, bytes: env.shipped.pkgBytes, uploaded: env.shipped.uploaded } } : {}) };
   });
 }
+
+/** A job just submitted, and what shipping its working dir took. */
+export type SubmittedJob = JobInfo & {
+  /** The working dir's files and bytes; `uploaded` false when the cluster held the same content already. */
+  shipped?: { files: number; bytes: number; uploaded: boolean };
+};
 
 function safeUserName(): string {
   try {

@@ -4,7 +4,7 @@
  * code and log live in Redis. The CLI (`nodus job ...`) and the gateway (`/api/jobs`) use the same functions.
  */
 export { submitJob, getJob, listJobs, stopJob, waitForJob, jobLogs } from './client';
-export type { JobClientOptions, JobLogEntry } from './client';
-export type { SubmitJobOptions, JobRuntimeEnvOptions } from './options';
+export type { JobClientOptions, JobLogEntry, SubmittedJob } from './client';
+export type { SubmitJobOptions } from './options';
 export { JobNotFoundError } from './errors';
 export type { JobInfo, JobStatus } from '../runtime/protocol/jobs';

@@ -1,24 +1,18 @@
 /** @module What a job is submitted with, checked once for the CLI, the gateway and scripts alike. */
-import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { ConfigError } from '../runtime';
-import { rejectUnknownKeys, resolveResources } from '../runtime/options';
+import { ConfigError, type RuntimeEnv } from '../runtime';
+import { rejectUnknownKeys, resolveResources, resolveRuntimeEnv, type ResolvedRuntimeEnv } from '../runtime/options';
 import type { Resources } from '../runtime/protocol';
-import type { JobRuntimeEnv } from '../runtime/protocol/jobs';
-
-/** Where a job's driver runs and with what (Ray's `runtime_env` of a job). */
-export interface JobRuntimeEnvOptions {
-  /** A folder of the submitter's: shipped to the node and the driver's working folder there. @default none: an empty folder */
-  workingDir?: string;
-  /** Environment variables of the driver and of every task and actor it starts. @default {} */
-  env?: Record<string, string>;
-}
 
 /** Options of {@link submitJob}. */
 export interface SubmitJobOptions {
   /** A shell command line, or its words (quoted for the shell here), e.g. `'npx tsx main.ts'` or `['tsx', 'main.ts']`. */
   entrypoint: string | string[];
-  runtimeEnv?: JobRuntimeEnvOptions;
+  /**
+   * The driver's runtime env, as init() takes it: `workingDir` is shipped to the cluster (once per content) and the
+   * driver runs in its copy on the node; `env` sets variables. Every task and actor the driver starts runs in it too.
+   * @default none: the driver runs in an empty folder
+   */
+  runtimeEnv?: RuntimeEnv;
   /** CPUs the driver holds on its node. @default 0 */
   numCpus?: number;
   /** GPUs the driver holds on its node. @default 0 */
@@ -34,13 +28,11 @@ export interface SubmitJobOptions {
 }
 
 const SUBMIT_OPTION_NAMES = ['entrypoint', 'runtimeEnv', 'numCpus', 'numGpus', 'resources', 'address', 'namespace', 'owner'] as const;
-const RUNTIME_ENV_NAMES = ['workingDir', 'env'] as const;
 
-/** A checked submission: the command line, the runtime environment before upload, and the driver's demand. */
+/** A checked submission: the command line, the runtime env before its working dir is shipped, and the driver's demand. */
 export interface ResolvedSubmitJob {
   entrypoint: string;
-  workingDir: string | undefined;
-  env: Record<string, string>;
+  runtimeEnv: ResolvedRuntimeEnv | undefined;
   demand: Resources;
 }
 
@@ -53,17 +45,6 @@ function count(what: string, v: unknown): number {
   if (v === undefined) return 0;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${what} must be a number >= 0, got ${JSON.stringify(v)}.`);
   return v;
-}
-
-/** Checks an environment-variable map (names as a shell takes them, values strings). */
-export function resolveEnvVars(what: string, env: unknown): Record<string, string> {
-  if (env === undefined) return {};
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw new ConfigError(`${what} must be an object of names to strings, e.g. { "LOG_LEVEL": "debug" }.`);
-  for (const [k, v] of Object.entries(env)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new ConfigError(`${what}: '${k}' is not an environment variable name (letters, digits and _, not starting with a digit).`);
-    if (typeof v !== 'string') throw new ConfigError(`${what}.${k} must be a string, got ${JSON.stringify(v)}.`);
-  }
-  return env as Record<string, string>;
 }
 
 /** The entrypoint as one shell command line; throws ConfigError when there is none. */
@@ -89,26 +70,5 @@ export function resolveJobDemand(o: { numCpus?: unknown; numGpus?: unknown; reso
 export function resolveSubmitJob(o: SubmitJobOptions): ResolvedSubmitJob {
   if (typeof o !== 'object' || o === null) throw new ConfigError('submitJob() takes an options object: { entrypoint, runtimeEnv?, ... }.');
   rejectUnknownKeys('submitJob', o, SUBMIT_OPTION_NAMES);
-  const entrypoint = resolveEntrypoint(o.entrypoint);
-  const env = o.runtimeEnv ?? {};
-  if (typeof env !== 'object' || env === null) throw new ConfigError('runtimeEnv must be an object: { workingDir?, env? }.');
-  rejectUnknownKeys('runtimeEnv', env, RUNTIME_ENV_NAMES);
-  let workingDir: string | undefined;
-  if (env.workingDir !== undefined) {
-    if (typeof env.workingDir !== 'string' || !env.workingDir) throw new ConfigError('runtimeEnv.workingDir must be the path of a folder.');
-    workingDir = resolve(env.workingDir);
-    let isDir: boolean;
-    try {
-      isDir = statSync(workingDir).isDirectory();
-    } catch {
-      throw new ConfigError(`runtimeEnv.workingDir ${workingDir} does not exist; give the folder the driver should run in.`);
-    }
-    if (!isDir) throw new ConfigError(`runtimeEnv.workingDir ${workingDir} is a file; give the folder that holds it.`);
-  }
-  return { entrypoint, workingDir, env: resolveEnvVars('runtimeEnv.env', env.env), demand: resolveJobDemand(o) };
-}
-
-/** The runtime environment the job records, once its working dir is where nodes find it. */
-export function jobRuntimeEnv(r: ResolvedSubmitJob, workingDir: string | undefined): JobRuntimeEnv {
-  return { ...(workingDir ? { workingDir } : {}), ...(Object.keys(r.env).length ? { env: r.env } : {}) };
+  return { entrypoint: resolveEntrypoint(o.entrypoint), runtimeEnv: resolveRuntimeEnv(o.runtimeEnv), demand: resolveJobDemand(o) };
 }

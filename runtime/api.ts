@@ -5,6 +5,7 @@ import { CoreContext } from './internal/context';
 import { currentContext, requireContext, setContext } from './internal/global';
 import { startLocalCluster } from './internal/local-cluster';
 import { readSession } from './internal/session';
+import { inheritedEnv } from './internal/runtime-env';
 import type { ObjectRef, Ref } from './object-ref';
 import { rejectUnknownKeys, resolveInitOptions, type InitOptions } from './options';
 import { Keys } from './protocol';
@@ -17,6 +18,11 @@ export interface ClusterInfo {
   local: boolean;
   /** This driver's id. */
   driverId: string;
+  /**
+   * The job's runtime env, when init() was given one: its key, and whether this call stored its working dir in the
+   * cluster (false: a package of the same content was there already, nothing was sent).
+   */
+  runtimeEnv?: { key: string; uploaded: boolean; bytes: number; files: number };
 }
 
 function core(what: string): CoreContext {
@@ -51,6 +57,7 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
     stopLocal = () => cluster.stop();
   }
   const driverId = `driver-${randomBytes(6).toString('hex')}`;
+  let runtimeEnv: ClusterInfo['runtimeEnv'];
   try {
     const ctx = await CoreContext.connect({
       address,
@@ -59,13 +66,24 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       procId: driverId,
       logToDriver: opts.logToDriver,
       onShutdown: stopLocal,
+      runtimeEnv: opts.runtimeEnv,
+      // A job's driver runs in its job's runtime env (set by its node): its tasks and actors run in it too.
+      inheritedEnv: inheritedEnv(),
     });
+    // The job's working dir is shipped now, so that a folder that cannot be shipped fails here, not task by task.
+    try {
+      const env = await ctx.envs.resolve(undefined);
+      if (env) runtimeEnv = { key: env.desc.key, uploaded: env.shipped?.uploaded ?? false, bytes: env.shipped?.pkgBytes ?? 0, files: env.shipped?.files ?? 0 };
+    } catch (err) {
+      await ctx.shutdown();
+      throw err;
+    }
     setContext(ctx);
   } catch (err) {
     await stopLocal?.();
     throw err;
   }
-  return { address, local: !!stopLocal, driverId };
+  return { address, local: !!stopLocal, driverId, runtimeEnv };
 }
 
 /**

@@ -102,9 +102,17 @@ export class ClusterError extends NodusError {
   override readonly retryable = true;
 }
 
+/**
+ * A runtime env could not be made: its working dir could not be packed (too big, unreadable), or a node could not
+ * set it up (fetch, unpack, npm ci). The message names the node and the step, and what to do.
+ */
+export class RuntimeEnvError extends NodusError {
+  override readonly code = 'RUNTIME_ENV';
+}
+
 /** A failure as it travels between processes (Temporal's Failure vs Error split). */
 export interface SerializedFailure {
-  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor' | 'full';
+  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor' | 'full' | 'env';
   /** Name of the task that failed (or whose argument failed). */
   task: string;
   name: string;
@@ -163,6 +171,8 @@ export function fromFailure(f: SerializedFailure): NodusError {
       return new NodusError(f.message);
     case 'full':
       return new ObjectStoreFullError(f.message);
+    case 'env':
+      return new RuntimeEnvError(f.message);
     case 'actor':
       return new ActorDiedError(f.message, f.cause ? { cause: f.cause.kind === 'task' ? rebuildCause(f.cause) : fromFailure(f.cause) } : undefined);
     default: {

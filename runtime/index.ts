@@ -20,6 +20,7 @@ export {
   ClusterError,
   ActorDiedError,
   ObjectStoreFullError,
+  RuntimeEnvError,
 } from './errors';
-export type { RemoteOptions, InitOptions, ActorOptions } from './options';
+export type { RemoteOptions, InitOptions, ActorOptions, RuntimeEnv } from './options';
 export type { Resources } from './protocol';

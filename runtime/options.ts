@@ -1,6 +1,92 @@
 /** @module Public option types and the one resolve function per component that validates them. */
+import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from './errors';
 import type { Resources } from './protocol';
+
+/**
+ * A runtime environment: the code and settings tasks and actors run with on whichever node runs them, given to
+ * `init({ runtimeEnv })` for the whole job and to `remote()` / `.options()` per task or actor (merged over the job's:
+ * fields given replace the job's, `env` is merged variable by variable).
+ *
+ * @example
+ * await init({ address: 'redis://10.0.0.5:6379', runtimeEnv: { workingDir: '.', env: { LOG_LEVEL: 'debug' } } });
+ * square.options({ runtimeEnv: { env: { MODE: 'fast' } } }).remote(2);
+ */
+export interface RuntimeEnv {
+  /**
+   * A folder (relative to the current directory) packed, stored in the cluster once per content and unpacked on each
+   * node that runs the task: the worker's current directory, and where the task's module is found when it is inside.
+   * .gitignore'd files, `.git` and `node_modules` are left out; a package.json with a package-lock.json there is
+   * installed on each node with `npm ci`. @default none: the code must sit at the same path on every node
+   */
+  workingDir?: string;
+  /** Environment variables of the worker processes. @default {} */
+  env?: Record<string, string>;
+  /** More files to leave out of workingDir, as .gitignore patterns relative to it (e.g. `['data/', '*.bin']`). @default [] */
+  excludes?: string[];
+  /**
+   * Also ship workingDir/node_modules as it is installed here (without nodus itself), for nodes that cannot install:
+   * they use it when `npm ci` fails or when NODUS_OFFLINE=1 is set there. @default false
+   */
+  shipNodeModules?: boolean;
+}
+
+/** A checked RuntimeEnv: workingDir absolute; fields not given stay undefined so that merging keeps the job's. */
+export interface ResolvedRuntimeEnv {
+  workingDir?: string;
+  env: Record<string, string>;
+  excludes?: string[];
+  shipNodeModules?: boolean;
+}
+
+const RUNTIME_ENV_OPTION_NAMES = ['workingDir', 'env', 'excludes', 'shipNodeModules'] as const;
+const ENV_VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Variables a node sets for its workers itself: a runtime env cannot change them. */
+const RESERVED_VARS = ['NODUS_ADDRESS', 'NODUS_NODE_ID', 'NODUS_NAMESPACE', 'NODUS_WORKER_ID', 'NODUS_ACTOR_ID', 'NODUS_ENV_DIR', 'NODUS_RUNTIME_ENV'];
+
+/** Checks a runtimeEnv option; relative working dirs are resolved against the current directory now. */
+export function resolveRuntimeEnv(given: unknown, what = 'runtimeEnv'): ResolvedRuntimeEnv | undefined {
+  if (given === undefined) return undefined;
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new ConfigError(`${what} must be an object like { workingDir: '.', env: { KEY: 'value' } }, got ${JSON.stringify(given)}.`);
+  }
+  rejectUnknownKeys(what, given, RUNTIME_ENV_OPTION_NAMES);
+  const o = given as RuntimeEnv;
+  const out: ResolvedRuntimeEnv = { env: {} };
+  if (o.workingDir !== undefined) {
+    if (typeof o.workingDir !== 'string' || !o.workingDir) throw new ConfigError(`${what}.workingDir must be a folder path, e.g. '.', got ${JSON.stringify(o.workingDir)}.`);
+    out.workingDir = isAbsolute(o.workingDir) ? resolve(o.workingDir) : resolve(process.cwd(), o.workingDir);
+  }
+  if (o.env !== undefined) {
+    if (typeof o.env !== 'object' || o.env === null || Array.isArray(o.env)) throw new ConfigError(`${what}.env must be an object of variable names to string values, e.g. { LOG_LEVEL: 'debug' }.`);
+    for (const [k, v] of Object.entries(o.env)) {
+      if (!ENV_VAR_NAME.test(k)) throw new ConfigError(`${what}.env: '${k}' is not a valid environment variable name (letters, digits and _, not starting with a digit).`);
+      if (RESERVED_VARS.includes(k)) throw new ConfigError(`${what}.env: ${k} is set by the node for its workers and cannot be changed; reserved: ${RESERVED_VARS.join(', ')}.`);
+      if (typeof v !== 'string') throw new ConfigError(`${what}.env.${k} must be a string, got ${JSON.stringify(v)}; write String(value).`);
+      out.env[k] = v;
+    }
+  }
+  if (o.excludes !== undefined) {
+    if (!Array.isArray(o.excludes) || o.excludes.some((e) => typeof e !== 'string' || !e)) throw new ConfigError(`${what}.excludes must be a list of .gitignore patterns, e.g. ['data/', '*.bin'].`);
+    out.excludes = [...o.excludes];
+  }
+  if (o.shipNodeModules !== undefined) {
+    if (typeof o.shipNodeModules !== 'boolean') throw new ConfigError(`${what}.shipNodeModules must be true or false.`);
+    out.shipNodeModules = o.shipNodeModules;
+  }
+  return out;
+}
+
+/** A task's or actor's runtime env over the job's: fields given replace the job's, variables are merged. */
+export function mergeRuntimeEnv(base: ResolvedRuntimeEnv | undefined, over: ResolvedRuntimeEnv | undefined): ResolvedRuntimeEnv | undefined {
+  if (!over) return base;
+  if (!base) return over;
+  const out: ResolvedRuntimeEnv = { ...base, env: { ...base.env, ...over.env } };
+  if (over.workingDir !== undefined) out.workingDir = over.workingDir;
+  if (over.excludes !== undefined) out.excludes = over.excludes;
+  if (over.shipNodeModules !== undefined) out.shipNodeModules = over.shipNodeModules;
+  return out;
+}
 
 /** Options of a remote function, given to `remote(opts, fn)` or `.options(opts)`. */
 export interface RemoteOptions {
@@ -14,15 +100,18 @@ export interface RemoteOptions {
   maxRetries?: number;
   /** Name shown in logs, errors and `nodus status`. @default the function's name */
   name?: string;
+  /** The runtime env it runs in, merged over the job's (init's). @default the job's */
+  runtimeEnv?: RuntimeEnv;
 }
 
 export interface ResolvedRemoteOptions {
   demand: Resources;
   maxRetries: number;
   name: string | undefined;
+  runtimeEnv?: ResolvedRuntimeEnv;
 }
 
-const REMOTE_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRetries', 'name'] as const;
+const REMOTE_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRetries', 'name', 'runtimeEnv'] as const;
 
 /** Names of custom resources become part of queue names, so they are kept plain. */
 const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -94,7 +183,7 @@ export function resolveRemoteOptions(opts: RemoteOptions = {}): ResolvedRemoteOp
   const demand = resolveDemand(opts, 1);
   const maxRetries = countOrUnlimited('maxRetries', opts.maxRetries, 3);
   if (opts.name !== undefined && (typeof opts.name !== 'string' || !opts.name)) throw new ConfigError('name must be a non-empty string.');
-  return { demand, maxRetries, name: opts.name };
+  return { demand, maxRetries, name: opts.name, runtimeEnv: resolveRuntimeEnv(opts.runtimeEnv) };
 }
 
 /** Options of `init()`. */
@@ -114,6 +203,8 @@ export interface InitOptions {
   logToDriver?: boolean;
   /** Key prefix, to run several clusters on one Redis. @default 'nodus' */
   namespace?: string;
+  /** The job's runtime env: every task and actor of this driver runs in it (each may add to it). @default none */
+  runtimeEnv?: RuntimeEnv;
 }
 
 export interface ResolvedInitOptions {
@@ -123,9 +214,10 @@ export interface ResolvedInitOptions {
   resources: Resources;
   logToDriver: boolean;
   namespace: string;
+  runtimeEnv?: ResolvedRuntimeEnv;
 }
 
-const INIT_OPTION_NAMES = ['address', 'numCpus', 'numGpus', 'resources', 'logToDriver', 'namespace'] as const;
+const INIT_OPTION_NAMES = ['address', 'numCpus', 'numGpus', 'resources', 'logToDriver', 'namespace', 'runtimeEnv'] as const;
 
 export function resolveInitOptions(opts: InitOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedInitOptions {
   rejectUnknownKeys('init', opts, INIT_OPTION_NAMES);
@@ -142,6 +234,7 @@ export function resolveInitOptions(opts: InitOptions = {}, env: NodeJS.ProcessEn
     resources: resolveResources('resources', opts.resources),
     logToDriver: opts.logToDriver ?? true,
     namespace,
+    runtimeEnv: resolveRuntimeEnv(opts.runtimeEnv),
   };
 }
 
@@ -177,6 +270,8 @@ export interface ActorOptions {
   namespace?: string;
   /** 'detached': the actor outlives the driver that created it, until kill(). @default ends with its driver */
   lifetime?: 'detached';
+  /** The runtime env its process runs in, merged over the job's (init's). @default the job's */
+  runtimeEnv?: RuntimeEnv;
 }
 
 export interface ResolvedActorOptions {
@@ -187,9 +282,10 @@ export interface ResolvedActorOptions {
   name: string | undefined;
   namespace: string;
   detached: boolean;
+  runtimeEnv?: ResolvedRuntimeEnv;
 }
 
-const ACTOR_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRestarts', 'maxTaskRetries', 'maxConcurrency', 'name', 'namespace', 'lifetime'] as const;
+const ACTOR_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRestarts', 'maxTaskRetries', 'maxConcurrency', 'name', 'namespace', 'lifetime', 'runtimeEnv'] as const;
 
 export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptions {
   if (typeof opts !== 'object' || opts === null) throw new ConfigError('actor options must be an object.');
@@ -210,5 +306,6 @@ export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptio
     name: opts.name,
     namespace,
     detached: opts.lifetime === 'detached',
+    runtimeEnv: resolveRuntimeEnv(opts.runtimeEnv),
   };
 }

@@ -45,7 +45,7 @@ function summary(job: JobInfo): string {
 function printJob(job: JobInfo): void {
   console.log(summary(job));
   console.log(`  entrypoint:  ${job.entrypoint}`);
-  if (job.runtimeEnv.workingDir) console.log(`  working dir: ${job.runtimeEnv.workingDir}`);
+  if (job.workingDir) console.log(`  working dir: ${job.workingDir}${job.runtimeEnv?.pkg ? `  (shipped as package ${job.runtimeEnv.pkg})` : ''}`);
   if (Object.keys(job.resources).length) console.log(`  resources:   ${JSON.stringify(job.resources)}`);
   console.log(`  node:        ${job.node ?? '-'}${job.pid ? `  (driver pid ${job.pid})` : ''}`);
   console.log(`  owner:       ${job.owner}`);
@@ -91,12 +91,15 @@ export function addJobCommands(program: Command): void {
     .action(async (entrypoint: string[], o: { address?: string; workingDir?: string; env: string[]; numCpus?: number; numGpus?: number; resources?: Record<string, number>; wait: boolean }) => {
       const submitted = await submitJob({
         entrypoint: entrypoint.length === 1 ? entrypoint[0] : entrypoint,
-        runtimeEnv: { workingDir: o.workingDir, env: parseEnvPairs(o.env) },
+        runtimeEnv: o.workingDir || o.env.length ? { workingDir: o.workingDir, env: parseEnvPairs(o.env) } : undefined,
         numCpus: o.numCpus,
         numGpus: o.numGpus,
         resources: o.resources,
         address: o.address,
       });
+      const { shipped } = submitted;
+      const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
+      if (shipped) console.error(`nodus: working dir ${o.workingDir}: ${shipped.files} files, ${kib(shipped.bytes)}${shipped.uploaded ? ' shipped to the cluster' : ', in the cluster already'}`);
       console.error(`nodus: job ${submitted.id} submitted`);
       if (!o.wait) {
         console.log(submitted.id);

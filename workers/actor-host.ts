@@ -2,7 +2,9 @@
 import type { Logger } from 'pino';
 import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
 import type { CommandClient } from '../runtime/internal/object-store';
-import type { ActorRecord, Keys, Resources } from '../runtime/protocol';
+import { envFailure } from '../runtime/internal/tasks';
+import type { ActorRecord, Keys, Resources, RuntimeEnvDescriptor } from '../runtime/protocol';
+import type { ReadyEnv } from './env-cache';
 import { WorkerProcess, type PoolEvents, type WorkerExit } from './worker-pool';
 
 interface Hosted {
@@ -13,6 +15,8 @@ interface Hosted {
   owner: string;
   demand: Resources;
   proc: WorkerProcess | undefined;
+  /** Its runtime env as set up on this node, if it has one. */
+  env?: ReadyEnv;
 }
 
 export interface ActorHostOptions {
@@ -21,6 +25,10 @@ export interface ActorHostOptions {
   /** The node's current id (a node declared dead joins again under a new one). */
   nodeId(): string;
   env: NodeJS.ProcessEnv;
+  /** Sets up a runtime env on this node (the node's env cache). */
+  prepareEnv(desc: RuntimeEnvDescriptor): Promise<ReadyEnv>;
+  /** The environment of a runtime env's worker processes. */
+  envVars(ready: ReadyEnv): NodeJS.ProcessEnv;
   logger: Logger;
   events: PoolEvents;
   /** Gives an actor's resources back to the node when it is dead for good. */
@@ -54,15 +62,39 @@ export class ActorHost {
     const hosted: Hosted = { id: actorId, host: this.o.nodeId(), cls: rec.cls, owner: rec.owner, demand, proc: undefined };
     await this.o.redis.hset(this.o.keys.actor(actorId), 'host', hosted.host);
     this.actors.set(actorId, hosted);
+    if (rec.env) {
+      try {
+        hosted.env = await this.o.prepareEnv(JSON.parse(rec.env) as RuntimeEnvDescriptor);
+      } catch (err) {
+        // Not restarted: its env would fail the same way on this node; the reason reaches every call.
+        const f = envFailure(rec.cls, err);
+        this.actors.delete(actorId);
+        await endActor(this.o.redis, this.o.keys, actorId, 'dead', actorFailure(`actor ${rec.cls} (${actorId}) is dead: ${f.message}`, f), 0);
+        this.o.logger.warn({ actor: actorId, err: f.message }, 'actor not started: its runtime env could not be set up');
+        this.o.release(demand);
+        return;
+      }
+      if (this.closing) {
+        this.actors.delete(actorId);
+        this.o.release(demand);
+        return;
+      }
+    }
     this.spawn(hosted);
     this.o.logger.info({ actor: actorId, cls: rec.cls }, 'actor placed here');
   }
 
   private spawn(h: Hosted): void {
-    const proc = new WorkerProcess({ ...this.o.env, NODUS_ACTOR_ID: h.id }, this.o.events, (w) => {
-      this.o.onProcessExit(w);
-      void this.onExit(h, w.exit!).catch((err) => this.o.logger.error({ actor: h.id, err: String(err) }, 'actor exit handling failed'));
-    });
+    const env = h.env ? this.o.envVars(h.env) : this.o.env;
+    const proc = new WorkerProcess(
+      { ...env, NODUS_ACTOR_ID: h.id },
+      this.o.events,
+      (w) => {
+        this.o.onProcessExit(w);
+        void this.onExit(h, w.exit!).catch((err) => this.o.logger.error({ actor: h.id, err: String(err) }, 'actor exit handling failed'));
+      },
+      h.env?.dir,
+    );
     // Output of an actor goes to the driver that created it, prefixed with its class.
     proc.label = { owner: h.owner, name: h.cls };
     h.proc = proc;
@@ -131,6 +163,12 @@ export class ActorHost {
     const p = this.actors.get(actorId)?.proc;
     p?.kill('SIGKILL');
     return !!p;
+  }
+
+  /** True while an actor hosted here runs in the runtime env unpacked at `dir` (it is kept in the cache then). */
+  usesDir(dir: string): boolean {
+    for (const h of this.actors.values()) if (h.env?.dir === dir) return true;
+    return false;
   }
 
   get processes(): number {

@@ -14,8 +14,8 @@ import { appendJobOutput, readJob, setJobStatus } from '../runtime/internal/job-
 import type { CommandClient } from '../runtime/internal/object-store';
 import { fits } from '../runtime/internal/policy';
 import { sessionDir } from '../runtime/internal/session';
-import type { DriverInfo, Keys, NodeInfo, Resources } from '../runtime/protocol';
-import { JOB_STOP_GRACE_MS, JOBS_PROTOCOL_VERSION, JobKeys, type JobInfo, type JobMessage, type JobRuntimeEnv } from '../runtime/protocol/jobs';
+import type { DriverInfo, Keys, NodeInfo, Resources, RuntimeEnvDescriptor } from '../runtime/protocol';
+import { JOB_STOP_GRACE_MS, JOBS_PROTOCOL_VERSION, JobKeys, type JobInfo, type JobMessage } from '../runtime/protocol/jobs';
 import { driverEnv } from './driver-env';
 
 export interface JobSupervisorOptions {
@@ -33,11 +33,8 @@ export interface JobSupervisorOptions {
   reserve(demand: Resources): boolean;
   release(demand: Resources): void;
   queue(name: string): Queue;
-  /**
-   * Makes the job's working dir ready on this node and says where it is. @default the descriptor's workingDir as it
-   * is (a folder this machine has), else an empty folder of the job's own
-   */
-  prepare?(env: JobRuntimeEnv, jobId: string): Promise<string | undefined>;
+  /** Makes a runtime env ready on this node (the node's env cache): its working dir unpacked, its packages installed. */
+  prepare(env: RuntimeEnvDescriptor): Promise<{ dir?: string }>;
 }
 
 /** A job this node took. */
@@ -55,6 +52,8 @@ interface Running {
   writing: Promise<void>;
   /** An empty folder made for a job without a working dir, removed at its end. */
   scratch: string | undefined;
+  /** Its working dir in the node's env cache (kept there while the driver runs). */
+  dir: string | undefined;
 }
 
 /** How often the node looks for pending jobs and missed stop requests without being told (pub/sub is not durable). */
@@ -153,21 +152,23 @@ export class JobSupervisor {
     await this.o.redis.hset(this.jobKeys.job(id), 'node', node);
     const job = await readJob(this.o.redis, this.jobKeys, id);
     if (!job) return this.o.release(demand);
-    const run: Running = { job, node, demand, child: undefined, stopping: undefined, killTimer: undefined, out: [], writing: Promise.resolve(), scratch: undefined };
+    const run: Running = { job, node, demand, child: undefined, stopping: undefined, killTimer: undefined, out: [], writing: Promise.resolve(), scratch: undefined, dir: undefined };
     this.running.set(id, run);
     const v = Number((await this.o.redis.hget(this.jobKeys.job(id), 'v')) ?? 0);
-    let cwd: string | undefined;
+    let cwd: string;
     try {
       if (v !== JOBS_PROTOCOL_VERSION) throw new Error(`its record is of jobs protocol ${v} and this node speaks ${JOBS_PROTOCOL_VERSION}: submit it with the nodus version the cluster runs`);
-      cwd = await (this.o.prepare ?? defaultPrepare)(job.runtimeEnv, id);
-      if (!cwd) cwd = run.scratch = join(sessionDir(), 'jobs', id);
+      // Fetched and unpacked (npm ci too) the first time this node sees this working dir; at once after that.
+      run.dir = job.runtimeEnv ? (await this.o.prepare(job.runtimeEnv)).dir : undefined;
+      cwd = run.dir ?? (run.scratch = join(sessionDir(), 'jobs', id));
       mkdirSync(cwd, { recursive: true });
     } catch (err) {
-      return this.finish(run, 'failed', { message: `could not set up its working dir on node ${node}: ${(err as Error).message}` });
+      // The env cache's errors name the node and the step already.
+      return this.finish(run, 'failed', { message: `its runtime env could not be set up: ${(err as Error).message}` });
     }
     if (this.closing) return this.finish(run, 'failed', { message: `its node ${node} stopped before the job started` });
     if (job.stopRequested || run.stopping) return this.finish(run, 'stopped', { message: 'stopped before it started' });
-    const env = driverEnv({ address: this.o.address, namespace: this.o.keys.prefix, jobId: id, runtimeEnv: job.runtimeEnv });
+    const env = driverEnv({ address: this.o.address, namespace: this.o.keys.prefix, jobId: id, runtimeEnv: job.runtimeEnv, dir: run.dir });
     // A process group of its own: a stop reaches the shell, the driver and whatever they started.
     const child = spawn('/bin/sh', ['-c', job.entrypoint], { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     run.child = child;
@@ -274,6 +275,11 @@ export class JobSupervisor {
     run.killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), run.stopping === 'node' ? 1500 : JOB_STOP_GRACE_MS);
   }
 
+  /** True while a driver runs in `dir` (the env cache keeps it). */
+  usesDir(dir: string): boolean {
+    return [...this.running.values()].some((r) => r.dir === dir);
+  }
+
   /** Stop requests whose message this node missed. */
   private async sweepStops(): Promise<void> {
     const runs = [...this.running.values()].filter((r) => !r.stopping);
@@ -302,10 +308,6 @@ export class JobSupervisor {
     const deadline = Date.now() + 2000;
     while (this.running.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function defaultPrepare(env: JobRuntimeEnv): Promise<string | undefined> {
-  return env.workingDir;
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

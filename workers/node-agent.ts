@@ -10,9 +10,11 @@ import { crashFailure, settleBundle } from '../head/recovery';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
-import { PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type TaskJob } from '../runtime/protocol';
+import { envFailure } from '../runtime/internal/tasks';
+import { PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { ActorHost } from './actor-host';
+import { EnvCache, resolveEnvCacheOptions, type EnvCacheSettings, type ReadyEnv } from './env-cache';
 import { JobSupervisor } from './job-supervisor';
 import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
 
@@ -27,6 +29,8 @@ export interface AgentOptions {
   heartbeatMs?: number;
   /** How long BullMQ keeps a job's lock; renewed at half of it. A node that dies gives its jobs back after this. @default 30000 */
   lockDurationMs?: number;
+  /** The runtime env cache's settings. @default from NODUS_ENV_CACHE_* and NODUS_OFFLINE */
+  envCache?: EnvCacheSettings;
 }
 
 interface Shape {
@@ -72,6 +76,12 @@ export class NodeAgent {
   private readonly running = new Map<string, Running>();
   private readonly cancelled = new Set<string>();
   private pool!: WorkerPool;
+  /** Worker pools of runtime envs, by env key: workers of different envs are never shared. */
+  private readonly envPools = new Map<string, { pool: WorkerPool; dir?: string }>();
+  private workerEnv: NodeJS.ProcessEnv = {};
+  private readonly envCache: EnvCache;
+  /** Jobs whose runtime env is being set up: their locks are kept while that takes (an npm ci can take minutes). */
+  private readonly preparing = new Set<{ shape: Shape; jobId: string; token: string }>();
   private actorHost!: ActorHost;
   /** The jobs whose drivers run on this node. */
   private jobs!: JobSupervisor;
@@ -93,6 +103,21 @@ export class NodeAgent {
     this.bull = connect(o.address, { blocking: true, name: `nodus:agent-bull:${this.nodeId}` });
     this.sub = connect(o.address, { blocking: true, name: `nodus:agent-sub:${this.nodeId}` });
     this.queues = new Queues(this.redis, this.keys.bullPrefix);
+    this.envCache = new EnvCache({
+      ...(o.envCache ?? resolveEnvCacheOptions()),
+      redis: this.redis,
+      keys: this.keys,
+      nodeId: () => this.nodeId,
+      logger: o.logger,
+      inUse: (dir) => [...this.envPools.values()].some((p) => p.dir === dir && p.pool.all.size > 0) || this.actorHost?.usesDir(dir) || !!this.jobs?.usesDir(dir),
+      onEvict: (dir) => {
+        for (const [key, p] of this.envPools) {
+          if (p.dir !== dir) continue;
+          this.envPools.delete(key);
+          void p.pool.close();
+        }
+      },
+    });
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch (it logs their loss, and gives up at last). */
@@ -133,7 +158,11 @@ export class NodeAgent {
   /** The pool of worker processes and the actor host, under the current node id. */
   private startProcesses(): void {
     const cpus = Math.ceil(this.total.CPU ?? 0);
-    const env = { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix };
+    const env: NodeJS.ProcessEnv = { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix };
+    // A runtime env's variables are the user's; the agent's own settings for it do not leak into its workers.
+    delete env.NODUS_RUNTIME_ENV;
+    delete env.NODUS_ENV_DIR;
+    this.workerEnv = env;
     const freeWorker = (w: WorkerProcess) => void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined);
     this.pool = new WorkerPool(
       // One warm worker per CPU, but not more than the machine has cores: more start on demand.
@@ -150,6 +179,8 @@ export class NodeAgent {
       keys: this.keys,
       nodeId: () => this.nodeId,
       env,
+      prepareEnv: (desc) => this.envCache.prepare(desc),
+      envVars: (ready) => this.envVars(ready),
       logger: this.o.logger,
       events: { onLog: (w, stream, text) => this.forwardLog(w, stream, text) },
       release: (demand) => {
@@ -177,6 +208,7 @@ export class NodeAgent {
         this.wake();
       },
       queue: (name) => this.queue(name),
+      prepare: (desc) => this.envCache.prepare(desc),
     });
   }
 
@@ -190,6 +222,7 @@ export class NodeAgent {
     await this.actorHost.abandon();
     await this.jobs.close();
     await this.pool.close();
+    await this.closeEnvPools();
     for (let i = 0; i < 100 && this.running.size; i++) await new Promise((r) => setTimeout(r, 20));
     this.nodeId = newNodeId();
     this.free = { ...this.total };
@@ -209,7 +242,7 @@ export class NodeAgent {
       total: this.total,
       // Below zero for a moment after a waiting task takes its lent CPU back: none is free then.
       free: Object.fromEntries(Object.entries(this.free).map(([k, v]) => [k, Math.max(0, v)])),
-      workers: (this.pool?.all.size ?? 0) + (this.actorHost?.processes ?? 0),
+      workers: (this.pool?.all.size ?? 0) + [...this.envPools.values()].reduce((n, p) => n + p.pool.all.size, 0) + (this.actorHost?.processes ?? 0),
       running: this.running.size,
       startedAt: this.startedAt,
       isHeadNode: this.o.headNode,
@@ -299,7 +332,19 @@ export class NodeAgent {
    * process dies) but takes no part in running or completing them.
    */
   private async runLease(shape: Shape, job: Job<TaskJob>, token: string): Promise<void> {
-    const worker = this.pool.acquire();
+    let pool = this.pool;
+    const env = (job.data as TaskJob | undefined)?.env;
+    if (env) {
+      try {
+        pool = await this.envPool(shape, job, env, token);
+      } catch (err) {
+        await this.failSetup(shape, job, token, err).catch((e) => this.o.logger.error({ job: job.id, err: String(e) }, 'could not report a runtime env failure'));
+        this.free = give(this.free, shape.demand, this.total);
+        this.wake();
+        return;
+      }
+    }
+    const worker = pool.acquire();
     let run: Running | undefined;
     // A task waiting in get()/wait() lends its CPU to other work, as Ray does (a task that waits on the
     // tasks it submitted would otherwise deadlock a full node); it takes it back when it goes on, and if
@@ -328,7 +373,7 @@ export class NodeAgent {
       const first = { id: typeof data?.id === 'string' ? data.id : job.id!, job: job.id!, index: 0, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') };
       const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, first, onStart, onBlocked);
       if (reason) this.o.logger.warn({ queue: shape.key, reason }, 'lease ended early');
-      this.pool.release(worker);
+      pool.release(worker);
     } catch (err) {
       if (!(err instanceof WorkerExit)) this.o.logger.error({ job: job.id, err: String(err) }, 'lease failed');
       else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
@@ -337,6 +382,51 @@ export class NodeAgent {
       this.free = give(this.free, lent ? { ...shape.demand, CPU: cpu - lent } : shape.demand, this.total);
       this.wake();
     }
+  }
+
+  /** The worker pool of a job's runtime env, set up on this node first if need be (the job's lock kept meanwhile). */
+  private async envPool(shape: Shape, job: Job<TaskJob>, desc: RuntimeEnvDescriptor, token: string): Promise<WorkerPool> {
+    const hold = { shape, jobId: job.id!, token };
+    this.preparing.add(hold);
+    try {
+      const ready = await this.envCache.prepare(desc);
+      let p = this.envPools.get(desc.key);
+      if (!p) {
+        const pool = new WorkerPool(
+          // None kept warm: an env's workers start on demand and stop after idling (workers of the node's own pool are the warm ones).
+          { env: this.envVars(ready), cwd: ready.dir, size: 0 },
+          {
+            onLog: (w, stream, text) => this.forwardLog(w, stream, text),
+            onStartFailure: (w, times) => this.o.logger.error({ worker: w.id, env: desc.key, times }, 'a worker process of a runtime env died before it was ready; see its output above'),
+            onWorkerExit: (w) => void this.redis.nodusFreeProc(this.keys.prefix, w.id, '0').catch(() => undefined),
+          },
+        );
+        this.envPools.set(desc.key, (p = { pool, dir: ready.dir }));
+      }
+      return p.pool;
+    } finally {
+      this.preparing.delete(hold);
+    }
+  }
+
+  /** What the worker processes of a runtime env get: the node's settings, the env's variables, where its working dir is. */
+  private envVars(ready: ReadyEnv): NodeJS.ProcessEnv {
+    return { ...this.workerEnv, ...ready.desc.vars, NODUS_RUNTIME_ENV: JSON.stringify(ready.desc), ...(ready.dir ? { NODUS_ENV_DIR: ready.dir } : {}) };
+  }
+
+  /** A job whose runtime env could not be set up here: each of its tasks fails with the reason (not retried: it would fail again). */
+  private async failSetup(shape: Shape, job: Job<TaskJob>, token: string, err: unknown): Promise<void> {
+    this.o.logger.warn({ job: job.id, err: (err as Error).message }, 'runtime env set-up failed');
+    const data = job.data;
+    const lock = this.keys.jobLock(shape.key, job.id!);
+    for (const t of [data, ...(data.more ?? [])]) await settleCall(this.redis, this.keys, t.id, t.caller, failureBytes(envFailure(t.fn.name, err)), lock, token);
+    await job.moveToCompleted(null, token, false);
+  }
+
+  private async closeEnvPools(): Promise<void> {
+    const pools = [...this.envPools.values()];
+    this.envPools.clear();
+    await Promise.all(pools.map((p) => p.pool.close()));
   }
 
   /** A leased worker died while it ran `run`: report it cancelled, retry it, or report the crash. */
@@ -425,8 +515,8 @@ export class NodeAgent {
   }
 
   private async extendLocks(durationMs: number): Promise<void> {
-    const byShape = new Map<Shape, Running[]>();
-    for (const r of this.running.values()) byShape.set(r.shape, [...(byShape.get(r.shape) ?? []), r]);
+    const byShape = new Map<Shape, { jobId: string; token: string }[]>();
+    for (const r of [...this.running.values(), ...this.preparing]) byShape.set(r.shape, [...(byShape.get(r.shape) ?? []), r]);
     for (const [shape, runs] of byShape) {
       await this.redis.nodusExtendLocks(`${this.keys.bullPrefix}:${shape.key}`, durationMs, ...runs.flatMap((r) => [r.jobId, r.token]));
     }
@@ -463,6 +553,8 @@ export class NodeAgent {
     await this.jobs?.close();
     await this.actorHost?.stop();
     await this.pool?.close();
+    await this.closeEnvPools();
+    await this.envCache.close();
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
     await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));
     await this.queues.close();

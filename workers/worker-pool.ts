@@ -49,9 +49,11 @@ export class WorkerProcess {
   idleSince = Date.now();
   private current: { resolve(reason: string | undefined): void; reject(e: Error): void; onStart(t: TaskStart): void; onBlocked(blocked: boolean): void } | undefined;
 
-  constructor(env: NodeJS.ProcessEnv, events: PoolEvents, onExit: (w: WorkerProcess) => void) {
+  /** `cwd`: a runtime env's unpacked working dir (default: the agent's). */
+  constructor(env: NodeJS.ProcessEnv, events: PoolEvents, onExit: (w: WorkerProcess) => void, cwd?: string) {
     this.proc = fork(entryPoint('worker'), [], {
       env: { ...env, NODUS_WORKER_ID: this.id },
+      cwd,
       // Users' modules may be TypeScript, CommonJS or ESM: tsx's loader handles all three.
       execArgv: [...process.execArgv, '--import', TSX_LOADER],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -135,6 +137,8 @@ export class WorkerProcess {
 
 export interface PoolOptions {
   env: NodeJS.ProcessEnv;
+  /** Current directory of its workers (a runtime env's unpacked working dir). @default the agent's */
+  cwd?: string;
   /** Workers kept warm; more are started when tasks need them. */
   size: number;
   /** Extra workers idle for this long are stopped. */
@@ -158,22 +162,24 @@ export class WorkerPool {
   }
 
   private spawn(): WorkerProcess {
-    const w = new WorkerProcess(this.o.env, this.events, (dead) => {
-      this.all.delete(dead);
-      const i = this.idle.indexOf(dead);
-      if (i >= 0) this.idle.splice(i, 1);
-      this.events.onWorkerExit(dead);
-      // A worker that cannot even start would otherwise be respawned in a tight loop.
-      this.startFailures = dead.started ? 0 : this.startFailures + 1;
-      if (this.startFailures) this.events.onStartFailure(dead, this.startFailures);
-      const delay = this.startFailures ? Math.min(100 * 2 ** this.startFailures, 10_000) : 0;
-      // Keep the warm pool full after a crash.
-      setTimeout(() => {
-        if (!this.closed && this.all.size < this.o.size) this.idle.push(this.spawn());
-      }, delay).unref();
-    });
+    const w = new WorkerProcess(this.o.env, this.events, (dead) => this.onExit(dead), this.o.cwd);
     this.all.add(w);
     return w;
+  }
+
+  private onExit(dead: WorkerProcess): void {
+    this.all.delete(dead);
+    const i = this.idle.indexOf(dead);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.events.onWorkerExit(dead);
+    // A worker that cannot even start would otherwise be respawned in a tight loop.
+    this.startFailures = dead.started ? 0 : this.startFailures + 1;
+    if (this.startFailures) this.events.onStartFailure(dead, this.startFailures);
+    const delay = this.startFailures ? Math.min(100 * 2 ** this.startFailures, 10_000) : 0;
+    // Keep the warm pool full after a crash.
+    setTimeout(() => {
+      if (!this.closed && this.all.size < this.o.size) this.idle.push(this.spawn());
+    }, delay).unref();
   }
 
   acquire(): WorkerProcess {

@@ -1,6 +1,8 @@
 /** @module A worker process: imports the module that defines a remote function (TypeScript too) and runs its tasks one at a time. */
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NodusError, ObjectStoreFullError, TaskError, cancelledFailure, toFailure, type SerializedFailure } from '../runtime/errors';
 import { actorFailure, adoptOrphans } from '../runtime/internal/actor-lifecycle';
@@ -12,7 +14,8 @@ import { withCommands, type ObjectCommands } from '../runtime/protocol/commands'
 import { isAsyncIterator, produce } from '../runtime/internal/streams';
 import { decode, encode } from '../runtime/internal/serialization';
 import { isObjectRef } from '../runtime/object-ref';
-import { INLINE_RESULT_BYTES, Keys, Note, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
+import { INLINE_RESULT_BYTES, Keys, Note, isEnvRelative, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
+import { inheritedEnv } from '../runtime/internal/runtime-env';
 import { lookupRemote } from '../runtime/remote';
 import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
 import { TaskQueue, checkJob } from './task-queue';
@@ -38,7 +41,15 @@ process.on('unhandledRejection', (err) => console.error('unhandled rejection in 
 
 const modules = new Map<string, Promise<unknown>>();
 
-async function loadFunction(fn: FunctionDescriptor): Promise<(...args: unknown[]) => unknown> {
+/** The runtime env this process runs in (its agent set it up): its working dir is where relative module paths point. */
+const envDir = process.env.NODUS_ENV_DIR ? realpathSync(process.env.NODUS_ENV_DIR) : undefined;
+
+async function loadFunction(given: FunctionDescriptor): Promise<(...args: unknown[]) => unknown> {
+  let fn = given;
+  if (isEnvRelative(given.module)) {
+    if (!envDir) throw new NodusError(`${given.name} is defined in ${given.module}, relative to a runtime env's working dir, but this worker (node ${nodeId}) runs in none: was the job written to the queue by hand?`);
+    fn = { ...given, module: join(envDir, given.module) };
+  }
   let loading = modules.get(fn.module);
   if (!loading) {
     loading = import(pathToFileURL(fn.module).href);
@@ -50,7 +61,9 @@ async function loadFunction(fn: FunctionDescriptor): Promise<(...args: unknown[]
     modules.delete(fn.module);
     throw new NodusError(
       `Worker on node ${nodeId} could not import ${fn.module}, which defines ${fn.name}: ${(err as Error).message}. ` +
-        'Remote functions are found by their module: it must exist at the same path on every node.',
+        (isEnvRelative(given.module)
+          ? "It was shipped in the task's runtime env: does it import a package that is not in its package.json (or not shipped)?"
+          : 'Remote functions are found by their module: it must exist at the same path on every node, or be inside a runtimeEnv workingDir that ships it.'),
       { cause: err },
     );
   }
@@ -355,6 +368,7 @@ function fullFailure(err: unknown, value: Buffer | null, task: string): Buffer {
   return failureBytes(failureOf(full, task));
 }
 
+/** What this process's tasks submit inherits its runtime env (as in Ray), working dir included. */
 async function main(): Promise<void> {
   const ctx = await CoreContext.connect({
     address: process.env.NODUS_ADDRESS!,
@@ -362,6 +376,7 @@ async function main(): Promise<void> {
     role: 'worker',
     procId: workerId,
     logToDriver: false,
+    inheritedEnv: inheritedEnv(),
   });
   setContext(ctx);
   const actorId = process.env.NODUS_ACTOR_ID;

@@ -11,13 +11,26 @@ import { JobsService, type JobsQuery } from './jobs.service';
 export class JobsController {
   constructor(private readonly jobs: JobsService) {}
 
-  /** `{ entrypoint, runtimeEnv?, numCpus?, numGpus?, resources? }` → 201 `{ jobId, job, logs, status }`. */
+  /**
+   * `{ entrypoint, runtimeEnv?: { pkg?, lock?, env? }, numCpus?, numGpus?, resources? }` → 201 `{ jobId, job, logs,
+   * status }`. `pkg` and `lock` are what POST /api/jobs/packages answered; without them the driver runs in an empty folder.
+   */
   @Post()
   @HttpCode(201)
   async submit(@Body() body: unknown, @CurrentUser() user: AuthUser, @Res({ passthrough: true }) res: Response) {
     const submitted = await this.jobs.submit(body, user);
     res.setHeader('Location', submitted.job);
     return submitted;
+  }
+
+  /**
+   * A working dir as a gzipped tar body (`tar czf - -C app .`), stored in the cluster once per content: 201
+   * `{ runtimeEnv: { pkg, lock? }, files, bytes, uploaded }`, whose `runtimeEnv` POST /api/jobs takes (with `env` added).
+   */
+  @Post('packages')
+  @HttpCode(201)
+  upload(@Req() req: Request) {
+    return this.jobs.upload(req);
   }
 
   /** `?status=running,pending&limit=`: newest first. */

@@ -3,17 +3,24 @@
  * Redis (any gateway answers), logs streamed as Server-Sent Events, stops asked of the node that runs the driver.
  */
 import { BadRequestException, Injectable, NotFoundException, type OnModuleDestroy } from '@nestjs/common';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { checkFeasible } from '../../jobs/client';
-import { resolveEntrypoint, resolveEnvVars, resolveJobDemand } from '../../jobs/options';
+import { resolveEntrypoint, resolveJobDemand } from '../../jobs/options';
 import { createJob, followJobLog, listJobRecords, readJob, requestJobStop } from '../../runtime/internal/job-store';
 import { connect } from '../../runtime/internal/redis';
 import { withCommands } from '../../runtime/protocol/commands';
-import { JOB_STATUSES, JobKeys, isFinalJobStatus, type JobInfo, type JobRuntimeEnv, type JobStatus } from '../../runtime/protocol/jobs';
+import { JOB_STATUSES, JobKeys, isFinalJobStatus, type JobInfo, type JobStatus } from '../../runtime/protocol/jobs';
+import { Keys, type RuntimeEnvDescriptor } from '../../runtime/protocol';
+import { resolveRuntimeEnv } from '../../runtime/options';
+import { packageStored, unpackTo } from '../../runtime/internal/packaging';
+import { envKey, shipWorkingDir } from '../../runtime/internal/runtime-env';
 import type { AuthUser } from '../auth/decorators';
-import { parseWith } from '../common/body';
+import { parseWith, rawBodyOf } from '../common/body';
 import { GatewayContext } from '../common/context';
 import { HttpError } from '../common/errors';
 
@@ -23,9 +30,11 @@ export interface JobsQuery {
   limit?: string;
 }
 
+const HASH = z.string().regex(/^[0-9a-f]{16,64}$/, 'must be a content hash as POST /api/jobs/packages answered it');
 const SubmitBody = z.strictObject({
   entrypoint: z.union([z.string(), z.array(z.string())]),
-  runtimeEnv: z.looseObject({ workingDir: z.string().optional(), env: z.record(z.string(), z.string()).optional() }).optional(),
+  // The working dir as POST /api/jobs/packages stored it (pkg, lock), and variables.
+  runtimeEnv: z.strictObject({ pkg: HASH.optional(), lock: HASH.optional(), mods: HASH.optional(), env: z.record(z.string(), z.string()).optional() }).optional(),
   numCpus: z.number().nonnegative().optional(),
   numGpus: z.number().nonnegative().optional(),
   resources: z.record(z.string(), z.number().nonnegative()).optional(),
@@ -38,11 +47,14 @@ const STREAM_ID = /^\d+(-\d+)?$/;
 @Injectable()
 export class JobsService implements OnModuleDestroy {
   private readonly keys: JobKeys;
+  /** The runtime's keys: where working dirs are stored. */
+  private readonly runtimeKeys: Keys;
   /** The open log streams' connections: each holds a blocking XREAD (jobs are few, and so are their open logs). */
   private readonly open = new Set<Redis>();
 
   constructor(private readonly gw: GatewayContext) {
     this.keys = new JobKeys(gw.keys.prefix);
+    this.runtimeKeys = new Keys(gw.keys.prefix);
   }
 
   onModuleDestroy(): void {
@@ -54,10 +66,47 @@ export class JobsService implements OnModuleDestroy {
     const b = parseWith(SubmitBody, body);
     const entrypoint = resolveEntrypoint(b.entrypoint);
     const demand = resolveJobDemand(b);
-    const runtimeEnv: JobRuntimeEnv = { ...b.runtimeEnv, ...(b.runtimeEnv?.env ? { env: resolveEnvVars('runtimeEnv.env', b.runtimeEnv.env) } : {}) };
+    const runtimeEnv = await this.runtimeEnv(b.runtimeEnv);
     await checkFeasible(this.gw.redis, this.keys, this.gw.options.address, { demand });
     const job = await createJob(this.gw.redis, this.keys, { entrypoint, runtimeEnv, demand, owner: user.name });
     return { jobId: job.id, status: job.status, job: `/api/jobs/${job.id}`, logs: `/api/jobs/${job.id}/logs` };
+  }
+
+  /** The descriptor of a submission's runtime env: its packages must be in the cluster already. */
+  private async runtimeEnv(given: z.infer<typeof SubmitBody>['runtimeEnv']): Promise<RuntimeEnvDescriptor | undefined> {
+    if (!given) return undefined;
+    const vars = resolveRuntimeEnv({ env: given.env ?? {} })!.env;
+    for (const hash of [given.pkg, given.mods]) {
+      if (hash && !(await packageStored(this.gw.redis, this.runtimeKeys, hash))) {
+        throw new BadRequestException(`The cluster holds no package ${hash}; upload the working dir first with POST /api/jobs/packages (a .tar.gz body).`);
+      }
+    }
+    const base = { vars, ...(given.pkg ? { pkg: given.pkg } : {}), ...(given.lock ? { lock: given.lock } : {}), ...(given.mods ? { mods: given.mods } : {}) };
+    if (!base.pkg && !Object.keys(vars).length) return undefined;
+    return { key: envKey(base), ...base };
+  }
+
+  /**
+   * Stores a working dir sent as a gzipped tar, as `submitJob` ships a folder: unpacked here, scanned (.gitignore
+   * respected, the size limit applied) and stored once per content. Answers what POST /api/jobs takes as `runtimeEnv`.
+   */
+  async upload(req: Request): Promise<{ runtimeEnv: { pkg: string; lock?: string }; files: number; bytes: number; uploaded: boolean }> {
+    const { raw } = rawBodyOf(req);
+    if (!raw.length) throw new BadRequestException('Send the working dir as a .tar.gz body, e.g. `tar czf - -C app . | curl --data-binary @- -H "content-type: application/gzip" ...`.');
+    if (raw[0] !== 0x1f || raw[1] !== 0x8b) throw new BadRequestException('The body is not gzip: send the working dir as a .tar.gz (tar czf).');
+    const tmp = mkdtempSync(join(tmpdir(), 'nodus-job-upload-'));
+    try {
+      const dir = join(tmp, 'dir');
+      try {
+        await unpackTo(raw, dir);
+      } catch (err) {
+        throw new BadRequestException(`The body is not a .tar.gz that unpacks (${(err as Error).message}).`);
+      }
+      const shipped = await shipWorkingDir(this.gw.redis, this.runtimeKeys, { workingDir: dir, env: {} });
+      return { runtimeEnv: { pkg: shipped.pkg, ...(shipped.lock ? { lock: shipped.lock } : {}) }, files: shipped.files, bytes: shipped.pkgBytes, uploaded: shipped.uploaded };
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }
 
   async list(query: JobsQuery): Promise<{ jobs: JobInfo[] }> {

@@ -4,15 +4,16 @@ import { ConfigError, NotInitializedError } from '../errors';
 import { isObjectRef } from '../object-ref';
 import type { ResolvedActorOptions } from '../options';
 import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorCall, type ActorJob, type ActorRecord, type FunctionDescriptor } from '../protocol';
-import { actorFailure, diedFailure, killActor } from './actor-lifecycle';
+import { actorFailure, diedFailure, endActor, killActor } from './actor-lifecycle';
 import type { Batch } from './batch';
 import type { Inbox } from './inbox';
 import { failureBytes, newId } from './object-store';
 import { cancelOwnedTasks } from './owned-tasks';
 import type { References } from './references';
+import { envModulePath, type PreparedEnv, type RuntimeEnvs } from './runtime-env';
 import { encode } from './serialization';
 import type { StreamTable } from './streams';
-import { deferred, settleWith, sleep, systemFailure, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
+import { deferred, envFailure, settleWith, sleep, systemFailure, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
 
 /** Calls to one actor wait here while an earlier one waits for its arguments, to keep their order. */
 interface ActorLine {
@@ -29,6 +30,7 @@ export class Actors {
     private readonly refs: References,
     private readonly streams: StreamTable,
     private readonly inbox: Inbox,
+    private readonly envs: RuntimeEnvs,
   ) {}
 
   /** Creates an actor: its record and name at once (in this tick's batch), its placement once its arguments are ready. */
@@ -39,10 +41,13 @@ export class Actors {
     const keepAlive: unknown[] = [...args];
     const deps = args.filter(isObjectRef).map((r) => r.id);
     const packed = this.refs.packArgs(enc, keepAlive, deps);
+    // Its runtime env: ready now, or once its working dir is shipped (the placement waits for it).
+    const env = this.envs.resolve(opts.runtimeEnv);
+    const root = env instanceof Promise ? this.envs.rootOf(opts.runtimeEnv) : env?.root;
     const record: ActorRecord = {
       id: actorId,
       cls: cls.name,
-      module: cls.module,
+      module: envModulePath(cls.module, root),
       key: cls.key,
       args: packed.args ?? '',
       argsRef: packed.argsRef ?? '',
@@ -64,6 +69,7 @@ export class Actors {
       host: '',
       killed: '0',
       createdAt: String(Date.now()),
+      env: env && !(env instanceof Promise) ? JSON.stringify(env.desc) : '',
     };
     const taken = actorFailure(
       `cannot create actor ${cls.name}: the name '${opts.name}' is taken in namespace '${opts.namespace}'. ` +
@@ -78,10 +84,32 @@ export class Actors {
     const data: ActorJob = { v: PROTOCOL_VERSION, actorId };
     const queued: QueuedJob = { queue: actorQueueName(shape), demand: opts.demand, name: cls.name, id: actorId, data, attempts: 1 };
     // An actor's creation holds no pending entry: its "completion" is the actor going alive.
-    if (!deps.length) this.batch.enqueue(entry, queued);
-    else void this.refs.enqueueWhenReady(entry, queued, deps);
+    const place = (ready: PreparedEnv | undefined) => {
+      if (ready) queued.queue = actorQueueName(shape, ready.desc.key);
+      if (!deps.length) this.batch.enqueue(entry, queued);
+      else void this.refs.enqueueWhenReady(entry, queued, deps);
+      this.batch.scheduleFlush();
+    };
+    if (!(env instanceof Promise)) place(env);
+    else void this.placeWhenShipped(actorId, cls.name, env, place);
     this.batch.scheduleFlush();
     return makeHandle(new ActorHandleBase(actorId, cls.name, generators));
+  }
+
+  /** An actor whose working dir is being shipped: its record gets the env, then it is placed; if shipping fails it is dead. */
+  private async placeWhenShipped(actorId: string, cls: string, env: Promise<PreparedEnv>, place: (ready: PreparedEnv) => void): Promise<void> {
+    try {
+      const ready = await env;
+      // After its record is written (this tick's batch), so that the env is not overwritten.
+      await this.batch.settled();
+      await this.state.redis.hset(this.state.keys.actor(actorId), 'env', JSON.stringify(ready.desc));
+      place(ready);
+    } catch (err) {
+      if (this.state.closed) return;
+      const f = envFailure(cls, err);
+      await this.batch.settled().catch(() => undefined);
+      await endActor(this.state.redis, this.state.keys, actorId, 'dead', actorFailure(`actor ${cls} (${actorId}) is dead: its runtime env could not be made: ${f.message}`, f), 0).catch(() => undefined);
+    }
   }
 
   /** Calls a method: calls from this process to one actor reach its mailbox in the order they were made. */

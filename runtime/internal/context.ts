@@ -1,7 +1,7 @@
 /** @module The per-process runtime (Ray's "core worker"): one object that puts together submission, references, the inbox, actors and streams, and owns the process's connection, registration and shutdown. */
 import { hostname } from 'node:os';
 import type { ObjectRef } from '../object-ref';
-import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options';
+import type { ResolvedActorOptions, ResolvedRemoteOptions, ResolvedRuntimeEnv } from '../options';
 import type { DriverInfo, FunctionDescriptor, Keys, NodeInfo } from '../protocol';
 import { withCommands } from '../protocol/commands';
 import { JOB_ID_VAR } from '../protocol/jobs';
@@ -13,6 +13,7 @@ import { failureBytes, type CommandClient } from './object-store';
 import { Queues } from './queues';
 import { connect, redact, waitForRedis } from './redis';
 import { References } from './references';
+import { RuntimeEnvs, type PreparedEnv } from './runtime-env';
 import { StreamTable, type ProducerHost, type RefStream } from './streams';
 import { Submitter } from './submission';
 import type { ProcessState } from './tasks';
@@ -26,6 +27,10 @@ export interface ContextConfig {
   logToDriver: boolean;
   /** Called at shutdown, e.g. to stop a local cluster this driver started. */
   onShutdown?: () => Promise<void>;
+  /** The job's runtime env (init's), under every task and actor this process starts. */
+  runtimeEnv?: ResolvedRuntimeEnv;
+  /** In a worker: the runtime env it runs in, which the tasks and actors it starts inherit. */
+  inheritedEnv?: PreparedEnv;
 }
 
 /** shutdown() waits this long at most for Redis; a driver must be able to exit when its cluster is gone. */
@@ -56,6 +61,8 @@ export class CoreContext implements RuntimeContext, ProducerHost {
   private readonly inbox: Inbox;
   private readonly actors: Actors;
   private readonly submitter: Submitter;
+  /** The runtime envs of what this process submits. */
+  readonly envs: RuntimeEnvs;
   private heartbeat: NodeJS.Timeout | undefined;
 
   private constructor(private readonly config: ContextConfig) {
@@ -83,8 +90,9 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     this.refs = new References(this.state, this.batch);
     this.streams = new StreamTable(this.refs, this.batch, this.keys);
     this.inbox = new Inbox(this.state, this.refs, this.streams);
-    this.actors = new Actors(this.state, this.batch, this.refs, this.streams, this.inbox);
-    this.submitter = new Submitter(this.state, this.batch, this.refs, this.streams, this.inbox, this.actors);
+    this.envs = new RuntimeEnvs(this.redis, this.keys, config.runtimeEnv, config.inheritedEnv);
+    this.actors = new Actors(this.state, this.batch, this.refs, this.streams, this.inbox, this.envs);
+    this.submitter = new Submitter(this.state, this.batch, this.refs, this.streams, this.inbox, this.actors, this.envs);
   }
 
   /** Root driver that owns what this process creates; a worker sets it per task. */

@@ -16,11 +16,10 @@ import {
   type JobKeys,
   type JobMessage,
   type JobRecord,
-  type JobRuntimeEnv,
   type JobStatus,
   type JobStatusEvent,
 } from '../protocol/jobs';
-import type { Resources } from '../protocol';
+import type { Resources, RuntimeEnvDescriptor } from '../protocol';
 import type { CommandClient } from './object-store';
 
 /** A job id: time-ordered (newest sorts last, as text too) and unique. */
@@ -31,7 +30,10 @@ function newJobId(): string {
 /** What a new job is made of (checked by the caller). */
 export interface NewJob {
   entrypoint: string;
-  runtimeEnv: JobRuntimeEnv;
+  /** The runtime env, its working dir already shipped (RuntimeEnvs.resolve); none: the driver runs in an empty folder. */
+  runtimeEnv: RuntimeEnvDescriptor | undefined;
+  /** The working dir as the submitter named it, for people. */
+  workingDir?: string;
   demand: Resources;
   owner: string;
 }
@@ -44,7 +46,8 @@ export async function createJob(redis: Redis, keys: JobKeys, o: NewJob): Promise
     id,
     v: String(JOBS_PROTOCOL_VERSION),
     entrypoint: o.entrypoint,
-    runtimeEnv: JSON.stringify(o.runtimeEnv),
+    runtimeEnv: o.runtimeEnv ? JSON.stringify(o.runtimeEnv) : '',
+    workingDir: o.workingDir ?? '',
     demand: JSON.stringify(o.demand),
     status: 'pending',
     owner: o.owner,

@@ -10,9 +10,10 @@ import type { Inbox } from './inbox';
 import { failureBytes, newId, storeError } from './object-store';
 import { isFeasible, largestNode } from './policy';
 import { checkRef, type References } from './references';
+import { envModulePath, type PreparedEnv, type RuntimeEnvs } from './runtime-env';
 import { encode } from './serialization';
 import type { RefStream, StreamTable } from './streams';
-import { deferred, settleWith, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
+import { deferred, envFailure, settleWith, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
 
 /** Cluster node list cache for infeasibility warnings. */
 const NODES_TTL_MS = 1000;
@@ -32,6 +33,7 @@ export class Submitter {
     private readonly streams: StreamTable,
     private readonly inbox: Inbox,
     private readonly actors: Actors,
+    private readonly envs: RuntimeEnvs,
   ) {}
 
   /** Submits a task; returns its ref at once. Bad arguments throw here, at the call site. */
@@ -52,10 +54,13 @@ export class Submitter {
       this.batch.creates.push(id);
     }
     this.inbox.startInbox();
+    // Its runtime env: ready now (the job's, or one asked for before), or once its working dir is shipped.
+    const env = this.envs.resolve(opts.runtimeEnv);
+    const root = env instanceof Promise ? this.envs.rootOf(opts.runtimeEnv) : env?.root;
     const job: TaskJob = {
       v: PROTOCOL_VERSION,
       id,
-      fn: { ...fn, name },
+      fn: { ...fn, name, module: envModulePath(fn.module, root) },
       args: null,
       argsRef: null,
       owner: this.state.ownerId,
@@ -69,9 +74,21 @@ export class Submitter {
     job.argsRef = packed.argsRef;
     const queued: QueuedJob = { queue: taskQueueName(shape), demand: opts.demand, name, id, data: job, attempts: Math.min(opts.maxRetries + 1, 2 ** 31 - 1) };
     if (!generator) this.refs.recordLineage(id, queued);
-    if (!deps.length) this.batch.enqueue(entry, queued);
-    else this.refs.enqueueWhenReady(entry, queued, deps);
-    this.batch.scheduleFlush();
+    const go = (ready: PreparedEnv | undefined) => {
+      if (ready) {
+        job.env = ready.desc;
+        queued.queue = entry.queue = taskQueueName(shape, ready.desc.key);
+      }
+      if (!deps.length) this.batch.enqueue(entry, queued);
+      else void this.refs.enqueueWhenReady(entry, queued, deps);
+      this.batch.scheduleFlush();
+    };
+    if (!(env instanceof Promise)) go(env);
+    else {
+      env.then(go, (err) => {
+        if (!this.state.closed && !entry.cancelled) return settleWith(this.state, id, failureBytes(envFailure(name, err)));
+      }).catch(() => undefined);
+    }
     return result;
   }
 
@@ -191,7 +208,7 @@ export class Submitter {
     await this.batch.settled();
     await this.state.redis.set(this.state.keys.cancelMark(ref.id), '1', 'EX', 3600);
     // A bundled task's job holds other tasks too: it is skipped or stopped where it runs instead.
-    const removed = !entry.bundled && (await this.queue(taskQueueName(entry.shape)).remove(ref.id).catch(() => 0));
+    const removed = !entry.bundled && (await this.queue(entry.queue ?? taskQueueName(entry.shape)).remove(ref.id).catch(() => 0));
     if (removed) await settleWith(this.state, ref.id, failure);
     else await this.state.redis.publish(this.state.keys.controlChannel, JSON.stringify({ type: 'cancel', id: ref.id, force } satisfies ControlMessage));
   }

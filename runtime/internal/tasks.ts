@@ -1,5 +1,5 @@
 /** @module What the parts of a process's runtime share: its connection and names, and the tasks it has submitted and not yet seen finish. */
-import type { SerializedFailure } from '../errors';
+import { RuntimeEnvError, toFailure, type SerializedFailure } from '../errors';
 import type { ActorJob, Keys, Resources, TaskJob } from '../protocol';
 import { settleCall, type CommandClient } from './object-store';
 import type { Queues } from './queues';
@@ -41,6 +41,8 @@ export interface PendingTask {
   done: Deferred;
   name: string;
   shape: string;
+  /** Its queue when that is not the shape's plain one (a runtime env's). */
+  queue?: string;
   /** Keeps argument refs alive (and so held) until the task has finished with them. */
   args: unknown[];
   enqueued: boolean;
@@ -75,4 +77,10 @@ export async function settleWith(state: ProcessState, id: string, bytes: Buffer,
 export function systemFailure(task: string, err: unknown): SerializedFailure {
   const e = err instanceof Error ? err : new Error(String(err));
   return { kind: 'system', task, name: e.name, message: e.message, stack: e.stack };
+}
+
+/** Why a task or actor could not get its runtime env: the env's error as it is, anything else as a system failure. */
+export function envFailure(task: string, err: unknown): SerializedFailure {
+  if (err instanceof RuntimeEnvError) return { ...toFailure(err, 'env', task), kind: 'env' };
+  return systemFailure(task, err);
 }

@@ -64,6 +64,10 @@ export class Keys {
   bundleProgress(queue: string, jobId: string): string { return `${this.bullPrefix}:${queue}:${jobId}:progress`; }
   /** A task's cancel mark, checked by the node that runs it. */
   cancelMark(taskId: string): string { return `${this.cancelled}:${taskId}`; }
+  /** Hash: a stored package (a runtime env's working dir, shipped node_modules) by content hash: size, chunks, when. Written last. */
+  envPackage(hash: string): string { return `${this.prefix}:pkg:${hash}`; }
+  /** The i-th chunk of a stored package's bytes (a gzipped tar). */
+  envPackageChunk(hash: string, i: number): string { return `${this.prefix}:pkg:${hash}:${i}`; }
 }
 
 /** Resources are named counts; CPU and GPU are the built-in ones. */
@@ -77,6 +81,31 @@ export interface FunctionDescriptor {
   key: string;
   /** Human name, used in logs and errors. */
   name: string;
+}
+
+/**
+ * A runtime environment as tasks and actors carry it: content hashes of what a node fetches, and the variables
+ * its worker processes get. Workers of different envs are never shared, and each env has its own queues.
+ */
+export interface RuntimeEnvDescriptor {
+  /** Identity of the env: a hash of every field below. */
+  key: string;
+  /** Content hash of the packed working dir (a stored package, see Keys.envPackage); none: no working dir. */
+  pkg?: string;
+  /** Hash of the working dir's package.json and npm lockfile, when it has both: nodes run `npm ci` once per hash. */
+  lock?: string;
+  /** Content hash of the submitter's node_modules, shipped for nodes that cannot install (npm ci fails or NODUS_OFFLINE). */
+  mods?: string;
+  /** Environment variables of the env's worker processes. */
+  vars: Record<string, string>;
+}
+
+/**
+ * Where the modules of a runtime env's working dir are: a FunctionDescriptor's `module` that is relative (no
+ * leading `/`) is relative to the env's working dir, wherever a node unpacked it.
+ */
+export function isEnvRelative(module: string): boolean {
+  return !module.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(module);
 }
 
 /** The data of one BullMQ job: everything a node agent needs to run a task. */
@@ -96,6 +125,8 @@ export interface TaskJob {
   maxRetries: number;
   /** Retries already used before this job (a task split out of a bundle after a crash). */
   retried?: number;
+  /** The runtime env it runs in (its queue is that env's); none: the node's own code and environment. */
+  env?: RuntimeEnvDescriptor;
   /**
    * A bundle: tasks of the same shape and submitter that run after this one, in order, in the same job.
    * A driver that submits many tasks at once bundles them (one queue operation for several tasks);
@@ -164,13 +195,14 @@ export function shapeKey(demand: Resources): string {
   return parts.length ? parts.join('.') : 'none';
 }
 
-export function taskQueueName(shape: string): string {
-  return `task.${shape}`;
+/** Tasks of one shape and runtime env share a queue: a worker leased for it runs its tasks back to back in one env. */
+export function taskQueueName(shape: string, envKey?: string): string {
+  return envKey ? `task.${shape}~${envKey}` : `task.${shape}`;
 }
 
-/** Actor creations wait in their own queues, one per shape, placed by the same pull scheduling as tasks. */
-export function actorQueueName(shape: string): string {
-  return `actor.${shape}`;
+/** Actor creations wait in their own queues, one per shape (and runtime env), placed by the same pull scheduling as tasks. */
+export function actorQueueName(shape: string, envKey?: string): string {
+  return envKey ? `actor.${shape}~${envKey}` : `actor.${shape}`;
 }
 
 /** The BullMQ job that asks a node to host an actor; the actor's record is in Redis. */
@@ -215,6 +247,8 @@ export interface ActorRecord {
   /** Why it was killed for good ('0' while it was not): kill(), or its driver's end. */
   killed: string;
   createdAt: string;
+  /** Its runtime env, JSON of a RuntimeEnvDescriptor ('' or missing: none). */
+  env?: string;
   /** While the head moves it off a dead node: that node, and the placement job's id (a head killed midway leaves the move to the next). */
   movingFrom?: string;
   moveJob?: string;

@@ -2,7 +2,7 @@
  * @module The wire contract of jobs (Ray's job API): the job record, its statuses, its log stream and its Redis keys.
  * One definition read by the node agent that runs a job's driver, the head (a node's death), nodus/jobs, the gateway and the CLI.
  */
-import { DEFAULT_PREFIX, type Resources } from './index';
+import { DEFAULT_PREFIX, type Resources, type RuntimeEnvDescriptor } from './index';
 
 /** Bumped whenever a job record, log entry or key layout changes incompatibly. */
 export const JOBS_PROTOCOL_VERSION = 1;
@@ -15,26 +15,19 @@ export function isFinalJobStatus(status: string | undefined): boolean {
   return FINAL_JOB_STATUSES.includes(status as JobStatus);
 }
 
-/**
- * What a job's driver runs in: the folder it starts in and environment variables. `workingDir` is what the runtime
- * environment API made of the submitter's folder; the driver's `init()` takes the whole descriptor as its default
- * runtime environment (NODUS_RUNTIME_ENV), so its tasks run the same code on every node.
- */
-export interface JobRuntimeEnv {
-  /** The working dir as the node finds it. */
-  workingDir?: string;
-  env?: Record<string, string>;
-  [more: string]: unknown;
-}
-
 /** A job's record: a Redis hash, all strings there. */
 export interface JobRecord {
   id: string;
   v: string;
   /** A shell command line (run with `sh -c`), as Ray's entrypoint. */
   entrypoint: string;
-  /** JSON of the JobRuntimeEnv. */
+  /**
+   * JSON of the runtime env the driver runs in (its working dir shipped, its variables), '' for none. The driver's
+   * init() takes it as the env of everything it starts (NODUS_RUNTIME_ENV), so its tasks run the same code on every node.
+   */
   runtimeEnv: string;
+  /** The working dir as the submitter named it (for people: the driver gets the shipped copy). */
+  workingDir: string;
   /** JSON of the resources the driver holds on its node ({} : none, and then it runs on the head node). */
   demand: string;
   status: JobStatus;
@@ -59,7 +52,8 @@ export interface JobRecord {
 export interface JobInfo {
   id: string;
   entrypoint: string;
-  runtimeEnv: JobRuntimeEnv;
+  runtimeEnv?: RuntimeEnvDescriptor;
+  workingDir?: string;
   resources: Resources;
   status: JobStatus;
   owner: string;
@@ -87,7 +81,8 @@ export function toJobInfo(rec: Record<string, string>): JobInfo | undefined {
   return {
     id: rec.id,
     entrypoint: rec.entrypoint ?? '',
-    runtimeEnv: parse<JobRuntimeEnv>(rec.runtimeEnv, {}),
+    runtimeEnv: parse<RuntimeEnvDescriptor | undefined>(rec.runtimeEnv, undefined),
+    workingDir: rec.workingDir || undefined,
     resources: parse<Resources>(rec.demand, {}),
     status: rec.status as JobStatus,
     owner: rec.owner ?? '',
@@ -127,8 +122,6 @@ export const JOB_RETENTION_MS = 7 * 24 * 3600 * 1000;
 /** After SIGTERM, a driver's process group has this long to exit before SIGKILL. */
 export const JOB_STOP_GRACE_MS = 3000;
 
-/** The environment variable that hands a job's runtime environment (JSON) to its driver's init(). */
-export const RUNTIME_ENV_VAR = 'NODUS_RUNTIME_ENV';
 /** The environment variable that tells a driver which job it is (its DriverInfo says so, for the job's stop). */
 export const JOB_ID_VAR = 'NODUS_JOB_ID';
 

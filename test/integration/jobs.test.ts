@@ -1,9 +1,10 @@
 /** @module Jobs (Ray's job API) on a real cluster: the CLI, the nodus/jobs functions and the gateway's /api/jobs. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { create as createTar } from 'tar';
 import { startGateway, type Gateway } from '../../gateway/gateway';
 import { getJob, jobLogs, listJobs, submitJob, type JobLogEntry } from '../../jobs';
 import { entryPoint } from '../../runtime/internal/launcher';
@@ -53,8 +54,10 @@ test('job submit runs the entrypoint as a driver on the head node in its working
   expect(r.stderr).toMatch(/job job-\w+ is running on node-/);
   expect(r.code).toBe(0);
   // The driver's own output, and its tasks' output (which reaches the driver and so the job's log).
-  expect(r.stdout).toContain(`sum of squares: 30 (MODE=fast, cwd=${realpathSync(APP)})`);
-  expect(r.stdout).toMatch(/\(square pid=\d+ node=node-\w+\) square\(3\)/);
+  // It runs in the copy the node unpacked into its env cache, and its tasks run in the same env (MODE set there too).
+  expect(r.stdout).toMatch(/sum of squares: 30 \(MODE=fast, cwd=\S+\/runtime-envs\/agent-\S+\/pkg-\w+\)/);
+  expect(r.stdout).toMatch(/\(square pid=\d+ node=node-\w+\) square\(3\) MODE=fast/);
+  expect(r.stderr).toMatch(/working dir \S+job-app: 2 files, [\d.]+ KiB (shipped to the cluster|, in the cluster already)/);
   const id = submittedId(r.stderr);
   expect(r.stderr).toContain(`Job ${id}: succeeded (exit code 0)`);
   const job = await getJob(id, { address: cluster.address });
@@ -106,7 +109,7 @@ test('job list shows every job, newest first, with its status and exit code; sub
     /Unknown runtimeEnv option 'workingDirr'\. Did you mean 'workingDir'\?/,
   );
   await expect(submitJob({ entrypoint: 'x', resources: { tpu: 1 }, address: cluster.address })).rejects.toThrow(/No node of the cluster has \{"tpu":1\} for the job's driver/);
-  await expect(submitJob({ entrypoint: 'x', runtimeEnv: { workingDir: join(APP, 'main.ts') }, address: cluster.address })).rejects.toThrow(/is a file; give the folder that holds it/);
+  await expect(submitJob({ entrypoint: 'x', runtimeEnv: { workingDir: join(APP, 'main.ts') }, address: cluster.address })).rejects.toThrow(/main\.ts is not a folder: give a folder/);
   const noCommand = await cli('job', 'submit', '--no-wait', '--env', 'NOEQUALS', '--', 'true');
   expect(noCommand.stderr).toContain("--env takes NAME=value, got 'NOEQUALS'");
 });
@@ -129,8 +132,24 @@ describe('the gateway', () => {
     return { status: res.status, body: (await res.json()) as any, headers: res.headers };
   };
 
+  let runtimeEnv: { pkg: string; lock?: string };
+
+  test('a working dir sent as a .tar.gz is stored once per content: the same folder the CLI shipped is there already', async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of createTar({ gzip: true, cwd: APP }, ['.']) as unknown as AsyncIterable<Buffer>) chunks.push(c);
+    const res = await fetch(`${gw.url}/api/jobs/packages`, { method: 'POST', headers: { cookie: admin, 'content-type': 'application/gzip' }, body: Buffer.concat(chunks) });
+    const body = (await res.json()) as { runtimeEnv: { pkg: string }; files: number; uploaded: boolean };
+    expect(res.status).toBe(201);
+    expect(body).toMatchObject({ files: 2, uploaded: false });
+    const viaCli = (await listJobs({ address: cluster.address, status: ['succeeded'] })).at(-1)!;
+    expect(body.runtimeEnv.pkg).toBe(viaCli.runtimeEnv!.pkg);
+    runtimeEnv = body.runtimeEnv;
+    const notGzip = await fetch(`${gw.url}/api/jobs/packages`, { method: 'POST', headers: { cookie: admin, 'content-type': 'application/gzip' }, body: 'hello' });
+    expect(((await notGzip.json()) as { message: string }).message).toContain('The body is not gzip: send the working dir as a .tar.gz (tar czf).');
+  });
+
   test('POST /api/jobs runs a job, GET /api/jobs/{id} shows it, and its log streams as Server-Sent Events until it ends', async () => {
-    const posted = await call('/api/jobs', { entrypoint: ['tsx', 'main.ts', 'squares'], runtimeEnv: { workingDir: APP, env: { MODE: 'http' } } });
+    const posted = await call('/api/jobs', { entrypoint: ['tsx', 'main.ts', 'squares'], runtimeEnv: { ...runtimeEnv, env: { MODE: 'http' } } });
     expect(posted.status).toBe(201);
     const id = posted.body.jobId as string;
     expect(posted.body).toEqual({ jobId: id, status: 'pending', job: `/api/jobs/${id}`, logs: `/api/jobs/${id}/logs` });
@@ -153,7 +172,7 @@ describe('the gateway', () => {
   });
 
   test('POST /api/jobs/{id}/stop stops a running job; bad bodies and unknown jobs get clear errors; only admins may use jobs', async () => {
-    const id = (await call('/api/jobs', { entrypoint: 'tsx main.ts long', runtimeEnv: { workingDir: APP } })).body.jobId as string;
+    const id = (await call('/api/jobs', { entrypoint: 'tsx main.ts long', runtimeEnv })).body.jobId as string;
     await printed(id, /driver pid=(\d+)/);
     const asked = await call(`/api/jobs/${id}/stop`, {});
     expect(asked.status).toBe(200);
@@ -164,6 +183,7 @@ describe('the gateway', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.message).toMatch(/numCpu/);
     expect((await call('/api/jobs', { entrypoint: '  ' })).body.message).toContain("entrypoint must be the command that starts the driver, e.g. 'npx tsx main.ts'.");
+    expect((await call('/api/jobs', { entrypoint: 'x', runtimeEnv: { pkg: 'ab'.repeat(16) } })).body.message).toContain(`The cluster holds no package ${'ab'.repeat(16)}; upload the working dir first with POST /api/jobs/packages`);
     expect((await call('/api/jobs/job-nope')).status).toBe(404);
     expect((await call('/api/jobs?status=done')).body.message).toContain('status must be one or more of pending, running, succeeded, failed, stopped');
     expect((await fetch(`${gw.url}/api/jobs`)).status).toBe(401);
