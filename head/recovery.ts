@@ -116,7 +116,7 @@ export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promi
       await ctx.redis.hset(ctx.keys.actor(id), 'movingFrom', nodeId, 'moveJob', moveJob, 'host', '', 'node', '');
       if (!resumed) await endActor(ctx.redis, ctx.keys, id, 'restart', '', Number(rec.maxTaskRetries || 0));
       // Placed again like a new actor: any node that has room takes it.
-      // Its runtime env's queue, if it has one: only a node that sets that env up takes it.
+      // An actor with a runtime env is placed through that env's queue (the node that takes it sets the env up).
       const env = rec.env ? (JSON.parse(rec.env) as RuntimeEnvDescriptor).key : undefined;
       const queue = actorQueueName(shapeKey(JSON.parse(rec.demand) as Resources), env);
       const data: ActorJob = { v: PROTOCOL_VERSION, actorId: id };

@@ -114,13 +114,20 @@ export class RuntimeEnvs {
     private readonly inherited?: PreparedEnv,
   ) {}
 
+  /** The job's env once ready: most submissions ask for it, and get it without merging anything. */
+  private jobEnv: PreparedEnv | undefined;
+
   /** The env a task or actor with this option runs in: none, ready now, or once its working dir is shipped. */
   resolve(over: ResolvedRuntimeEnv | undefined): PreparedEnv | Promise<PreparedEnv> | undefined {
+    if (!over && this.jobEnv) return this.jobEnv;
     const spec = mergeRuntimeEnv(this.job, over);
     if (!spec) return this.inherited;
     const id = JSON.stringify(spec);
     const done = this.ready.get(id);
-    if (done) return done;
+    if (done) {
+      if (!over) this.jobEnv = done;
+      return done;
+    }
     const parent = this.inherited;
     const vars = { ...parent?.desc.vars, ...spec.env };
     if (!spec.workingDir) {

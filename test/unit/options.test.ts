@@ -13,7 +13,7 @@ describe('remote options', () => {
 
   test('an unknown option name is rejected with the valid ones and the likely one', () => {
     expect(() => resolveRemoteOptions({ num_cpus: 2 } as never)).toThrow(ConfigError);
-    expect(() => resolveRemoteOptions({ num_cpus: 2 } as never)).toThrow("Unknown remote option 'num_cpus'. Did you mean 'numCpus'? Valid options: numCpus, numGpus, resources, maxRetries, name.");
+    expect(() => resolveRemoteOptions({ num_cpus: 2 } as never)).toThrow("Unknown remote option 'num_cpus'. Did you mean 'numCpus'? Valid options: numCpus, numGpus, resources, maxRetries, name, runtimeEnv.");
   });
 
   test('out-of-range values are errors, never clamped', () => {
