@@ -136,7 +136,8 @@ export class JobSupervisor {
         this.o.release(demand);
         continue;
       }
-      await this.run(id, demand);
+      // Not waited for: setting up its env can take minutes (npm ci), and other jobs may start meanwhile.
+      void this.run(id, demand).catch((err) => this.o.logger.error({ job: id, err: String(err) }, 'could not run a job'));
     }
   }
 

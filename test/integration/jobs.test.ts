@@ -1,6 +1,6 @@
 /** @module Jobs (Ray's job API) on a real cluster: the CLI, the nodus/jobs functions and the gateway's /api/jobs. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -80,6 +80,20 @@ test('a failing entrypoint ends failed with its exit code, its stderr reaches th
   expect(await getJob(id, { address: cluster.address })).toMatchObject({ status: 'failed', exitCode: 3 });
 });
 
+test('a working dir the node cannot set up fails the job, naming the node and the step', async () => {
+  // A lockfile whose only package is a tarball that is not there: `npm ci` fails on the node.
+  const bad = join(dir, 'bad-app');
+  mkdirSync(bad);
+  writeFileSync(join(bad, 'package.json'), JSON.stringify({ name: 'bad', version: '1.0.0', dependencies: { nope: 'file:nope-1.0.0.tgz' } }));
+  const lock = { name: 'bad', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'bad', version: '1.0.0', dependencies: { nope: 'file:nope-1.0.0.tgz' } }, 'node_modules/nope': { version: '1.0.0', resolved: 'file:nope-1.0.0.tgz' } } };
+  writeFileSync(join(bad, 'package-lock.json'), JSON.stringify(lock));
+  const job = await submitJob({ entrypoint: 'echo never', runtimeEnv: { workingDir: bad }, address: cluster.address });
+  const done = await waitForJob(job.id, { address: cluster.address, timeout: 60_000 });
+  expect(done.status).toBe('failed');
+  expect(done.message).toMatch(new RegExp(`^its runtime env could not be set up: .*node ${cluster.agents[0].nodeId} could not set it up at step 'npm ci'`));
+  expect(text(await entries(job.id))).not.toContain('never');
+});
+
 test('job stop ends a long job within seconds, and with it its driver, its running task and its actor; a job that asks for a resource runs on the node that has it', async () => {
   const job = await submitJob({ entrypoint: 'tsx main.ts long', runtimeEnv: { workingDir: APP }, resources: { accel: 1 }, address: cluster.address });
   expect(job.status).toBe('pending');
@@ -104,9 +118,9 @@ test('job stop ends a long job within seconds, and with it its driver, its runni
 test('job list shows every job, newest first, with its status and exit code; submit refuses typos and resources no node has', async () => {
   const list = await cli('job', 'list');
   const lines = list.stdout.trim().split('\n');
-  expect(lines.map((l) => /^job-\w+\s+(\w+)/.exec(l)?.[1])).toEqual(['stopped', 'failed', 'succeeded']);
-  expect(lines[1]).toMatch(/failed +exit 3 +node-\w+ .* tsx main\.ts fail 3$/);
-  expect((await listJobs({ address: cluster.address, status: ['failed'] })).map((j) => j.exitCode)).toEqual([3]);
+  expect(lines.map((l) => /^job-\w+\s+(\w+)/.exec(l)?.[1])).toEqual(['stopped', 'failed', 'failed', 'succeeded']);
+  expect(lines[2]).toMatch(/failed +exit 3 +node-\w+ .* tsx main\.ts fail 3$/);
+  expect((await listJobs({ address: cluster.address, status: ['failed'] })).map((j) => j.exitCode)).toEqual([undefined, 3]);
 
   await expect(submitJob({ entrypoint: 'x', runtimeEnv: { workingDirr: APP } as never, address: cluster.address })).rejects.toThrow(
     /Unknown runtimeEnv option 'workingDirr'\. Did you mean 'workingDir'\?/,
