@@ -15,7 +15,7 @@ module.exports = {
   },
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|eventsource-parser)/)'],
   // The package's own entries, as services and tests import them (`nodus`, `nodus/serve`), from the sources.
-  moduleNameMapper: { '^nodus$': '<rootDir>/runtime/index.ts', '^nodus/(serve|serving|tasks)$': '<rootDir>/$1/index.ts', '^nodus/(state|metrics)$': '<rootDir>/runtime/$1.ts' },
+  moduleNameMapper: { '^nodus$': '<rootDir>/runtime/index.ts', '^nodus/(serve|serving|tasks|jobs)$': '<rootDir>/$1/index.ts', '^nodus/(state|metrics)$': '<rootDir>/runtime/$1.ts' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],
   testTimeout: 60_000,

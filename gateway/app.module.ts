@@ -6,6 +6,7 @@ import { BodyMiddleware } from './common/body';
 import { CommonModule } from './common/common.module';
 import type { GatewayContext } from './common/context';
 import { FlowsModule } from './flows/flows.module';
+import { JobsModule } from './jobs/jobs.module';
 import { OutputsModule } from './outputs/outputs.module';
 import { PanelModule } from './panel/panel.module';
 import { TasksModule } from './tasks/tasks.module';
@@ -15,7 +16,7 @@ import { TasksModule } from './tasks/tasks.module';
 export class AppModule implements NestModule {
   /** The application for one gateway context (made by startGateway). */
   static forRoot(ctx: GatewayContext): DynamicModule {
-    return { module: AppModule, imports: [CommonModule.forRoot(ctx), AuthModule, FlowsModule, OutputsModule, AppsModule, PanelModule, TasksModule] };
+    return { module: AppModule, imports: [CommonModule.forRoot(ctx), AuthModule, FlowsModule, OutputsModule, AppsModule, PanelModule, TasksModule, JobsModule] };
   }
 
   configure(consumer: MiddlewareConsumer): void {

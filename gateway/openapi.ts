@@ -163,5 +163,29 @@ export const GATEWAY_OPENAPI = {
       delete: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'Cancel a run', responses: { ...ok('{ runId, status }'), ...errors(404, 409) } },
     },
     '/api/runs/{id}/events': { get: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'The run\'s events (SSE, as /outputs/stream)', responses: { '200': { description: 'event stream', content: { 'text/event-stream': {} } } } } },
+    // Jobs (nodus/jobs, Ray's job API): admins only.
+    '/api/jobs/packages': {
+      post: {
+        summary: 'Store a working dir sent as a .tar.gz body (content-type application/gzip) → 201 { runtimeEnv: { pkg, lock? }, files, bytes, uploaded } (admins)',
+        requestBody: { required: true, content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } } },
+        responses: { '201': { description: 'stored', ...json({ type: 'object' }) }, ...errors(400, 403, 413) },
+      },
+    },
+    '/api/jobs': {
+      post: {
+        summary: 'Submit a job: { entrypoint, runtimeEnv?: { pkg?, lock?, env? }, numCpus?, numGpus?, resources? } → 201 { jobId, status, job, logs } (admins)',
+        responses: { '201': { description: 'submitted', ...json({ type: 'object' }) }, ...errors(400, 403) },
+      },
+      get: { parameters: ['status', 'limit'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })), summary: 'Jobs, newest first (admins)', responses: { ...ok('{ jobs }'), ...errors(403) } },
+    },
+    '/api/jobs/{id}': { get: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'A job: status, exit code, node, times, message (admins)', responses: { ...ok('job'), ...errors(403, 404) } } },
+    '/api/jobs/{id}/logs': {
+      get: {
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, { name: 'Last-Event-ID', in: 'header', schema: { type: 'string' } }],
+        summary: "The job's log as SSE: stdout, stderr and status events until it ends, then eof (admins)",
+        responses: { '200': { description: 'event stream', content: { 'text/event-stream': {} } }, ...errors(403, 404) },
+      },
+    },
+    '/api/jobs/{id}/stop': { post: { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], summary: 'Stop a job (SIGTERM to its driver, SIGKILL after 3 s) (admins)', responses: { ...ok('job'), ...errors(403, 404, 409) } } },
   },
 } as const;

@@ -2,14 +2,15 @@
 import { hostname } from 'node:os';
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { killActor } from '../runtime/internal/actor-lifecycle';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from '../runtime/internal/policy';
 import { recoverActors, recoverTasks } from './recovery';
-import { cancelOwnedTasks } from '../runtime/internal/owned-tasks';
+import { releaseDriver } from '../runtime/internal/driver-end';
+import { failJobsOfNode } from '../runtime/internal/job-store';
+import { JobKeys } from '../runtime/protocol/jobs';
 import type { Redis } from 'ioredis';
 import { StateKeys, type TaskEventRetention } from '../runtime/protocol/state';
 import { MetricsPusher } from '../runtime/internal/metrics';
@@ -42,6 +43,7 @@ export class Head {
   private readonly keys: Keys;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly queues: Queues;
+  private readonly jobKeys: JobKeys;
   readonly nodeTimeoutMs: number;
   readonly driverTimeoutMs: number;
   private metricsServer: { url: string; close(): Promise<void> } | undefined;
@@ -56,6 +58,7 @@ export class Head {
     this.queues = new Queues(this.redis, this.keys.bullPrefix);
     this.pusher = new MetricsPusher(this.redis, this.keys.prefix, 'head');
     this.retention = o.retention ?? taskEventRetention();
+    this.jobKeys = new JobKeys(this.keys.prefix);
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch. */
@@ -114,9 +117,10 @@ export class Head {
       const ctx = this.recoveryContext();
       const tasks = await recoverTasks(ctx, id);
       const actors = await recoverActors(ctx, id);
+      const jobs = await failJobsOfNode(this.redis, this.jobKeys, id, `died (no heartbeat for ${this.nodeTimeoutMs} ms)`);
       // Only now: recovery steps can all be done again, so a head killed before this line leaves the node to the next head.
       await this.redis.zrem(this.keys.nodeHeartbeats, id);
-      this.o.logger.warn({ node: id, tasks, actors }, 'work of the dead node handed to the others');
+      this.o.logger.warn({ node: id, tasks, actors, failedJobs: jobs }, 'work of the dead node handed to the others');
     }
   }
 
@@ -129,15 +133,8 @@ export class Head {
     const clients = String(await this.redis.client('LIST'));
     for (const id of stale) {
       if (clients.includes(` name=nodus:driver:${id} `)) continue;
-      // Its actors die with it, unless detached.
-      for (const actorId of await this.redis.smembers(this.keys.ownedActors(id))) {
-        await killActor(this.redis, this.keys, actorId, true, `its driver ${id} died`);
-        await cancelOwnedTasks(this.recoveryContext(), actorId);
-      }
-      const tasks = await cancelOwnedTasks(this.recoveryContext(), id);
-      const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
-      await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
-      this.o.logger.warn({ driver: id, freed, ...tasks }, 'driver died without shutdown: cancelled its tasks, freed its objects');
+      const ended = await releaseDriver(this.recoveryContext(), id, `its driver ${id} died`);
+      this.o.logger.warn({ driver: id, ...ended }, 'driver died without shutdown: cancelled its tasks, freed its objects');
     }
   }
 

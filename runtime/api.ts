@@ -5,6 +5,7 @@ import { CoreContext } from './internal/context';
 import { currentContext, requireContext, setContext } from './internal/global';
 import { startLocalCluster } from './internal/local-cluster';
 import { readSession } from './internal/session';
+import { inheritedEnv } from './internal/runtime-env';
 import type { ObjectRef, Ref } from './object-ref';
 import { rejectUnknownKeys, resolveInitOptions, type InitOptions } from './options';
 import { Keys } from './protocol';
@@ -66,6 +67,8 @@ export async function init(options: InitOptions = {}): Promise<ClusterInfo> {
       logToDriver: opts.logToDriver,
       onShutdown: stopLocal,
       runtimeEnv: opts.runtimeEnv,
+      // A job's driver runs in its job's runtime env (set by its node): its tasks and actors run in it too.
+      inheritedEnv: inheritedEnv(),
     });
     // The job's working dir is shipped now, so that a folder that cannot be shipped fails here, not task by task.
     try {

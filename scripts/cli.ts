@@ -20,6 +20,7 @@ import { resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
 import { addTaskCommands } from './cli-tasks';
 import { addStateCommands } from './cli-state';
+import { addJobCommands } from './cli-jobs';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -440,6 +441,7 @@ program
 
 addTaskCommands(program);
 addStateCommands(program);
+addJobCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

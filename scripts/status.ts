@@ -31,7 +31,7 @@ export function formatStatus(s: ClusterStatus): string {
   }
   lines.push('', `Resources: ${fmt(s.free)} free of ${fmt(s.total)}`);
   lines.push('', `Drivers: ${s.drivers.length}`);
-  for (const d of s.drivers) lines.push(`  ${d.id}  ${d.host} pid ${d.pid}, since ${ago(d.startedAt)}`);
+  for (const d of s.drivers) lines.push(`  ${d.id}  ${d.host} pid ${d.pid}, since ${ago(d.startedAt)}${d.job ? `  (the driver of job ${d.job})` : ''}`);
   const queued = s.tasks.reduce((a, t) => a + t.queued, 0);
   const running = s.tasks.reduce((a, t) => a + t.running, 0);
   // Counted in queue jobs: tasks submitted in bulk share a job (a bundle), which counts once.

@@ -19,6 +19,7 @@ import { nodeMetrics } from './node-metrics';
 import { TaskLogStore } from './task-logs';
 import { ActorHost } from './actor-host';
 import { EnvCache, resolveEnvCacheOptions, type EnvCacheSettings, type ReadyEnv } from './env-cache';
+import { JobSupervisor } from './job-supervisor';
 import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
 
 export interface AgentOptions {
@@ -86,6 +87,8 @@ export class NodeAgent {
   /** Jobs whose runtime env is being set up: their locks are kept while that takes (an npm ci can take minutes). */
   private readonly preparing = new Set<{ shape: Shape; jobId: string; token: string }>();
   private actorHost!: ActorHost;
+  /** The jobs whose drivers run on this node. */
+  private jobs!: JobSupervisor;
   private readonly timers: NodeJS.Timeout[] = [];
   private wakeUp: (() => void) | undefined;
   private woken = false;
@@ -115,7 +118,7 @@ export class NodeAgent {
       keys: this.keys,
       nodeId: () => this.nodeId,
       logger: o.logger,
-      inUse: (dir) => [...this.envPools.values()].some((p) => p.dir === dir && p.pool.all.size > 0) || this.actorHost?.usesDir(dir),
+      inUse: (dir) => [...this.envPools.values()].some((p) => p.dir === dir && p.pool.all.size > 0) || this.actorHost?.usesDir(dir) || !!this.jobs?.usesDir(dir),
       onEvict: (dir) => {
         for (const [key, p] of this.envPools) {
           if (p.dir !== dir) continue;
@@ -140,12 +143,14 @@ export class NodeAgent {
     this.startProcesses();
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
+      else if (channel === this.jobs.channel) this.jobs.onMessage(msg);
       else if (!this.shapes.has(msg)) void this.loadShapes().then(() => this.wake(), () => undefined);
       else this.wake();
     });
-    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel);
+    await this.sub.subscribe(this.keys.wakeChannel, this.keys.controlChannel, this.jobs.channel);
     await this.loadShapes();
     await this.heartbeat();
+    this.jobs.start();
     const hb = setInterval(() => void this.heartbeat().catch(() => undefined), this.o.heartbeatMs ?? 1000);
     const lockMs = this.o.lockDurationMs ?? 30_000;
     const locks = setInterval(() => void this.extendLocks(lockMs).catch(() => undefined), lockMs / 2);
@@ -198,6 +203,27 @@ export class NodeAgent {
       },
       onProcessExit: freeWorker,
     });
+    this.jobs = new JobSupervisor({
+      redis: this.redis,
+      keys: this.keys,
+      address: this.o.address,
+      nodeId: () => this.nodeId,
+      headNode: !!this.o.headNode,
+      total: this.total,
+      logger: this.o.logger,
+      // A job's driver holds what it asked for while it runs, as a task does.
+      reserve: (demand) => {
+        if (!fits(demand, this.free)) return false;
+        this.free = take(this.free, demand);
+        return true;
+      },
+      release: (demand) => {
+        this.free = give(this.free, demand, this.total);
+        this.wake();
+      },
+      queue: (name) => this.queue(name),
+      prepare: (desc) => this.envCache.prepare(desc),
+    });
   }
 
   /**
@@ -208,6 +234,7 @@ export class NodeAgent {
     const old = this.nodeId;
     this.o.logger.warn({ node: old }, 'this node was declared dead by the head; stopping its work and joining again as a new node');
     await this.actorHost.abandon();
+    await this.jobs.close();
     await this.pool.close();
     await this.closeEnvPools();
     for (let i = 0; i < 100 && this.running.size; i++) await new Promise((r) => setTimeout(r, 20));
@@ -215,6 +242,7 @@ export class NodeAgent {
     this.free = { ...this.total };
     this.startProcesses();
     await this.heartbeat();
+    this.jobs.start();
     this.o.logger.warn({ old, node: this.nodeId }, 'joined again as a new node');
     this.wake();
   }
@@ -542,6 +570,7 @@ export class NodeAgent {
     this.closing = true;
     this.wake();
     for (const t of this.timers) clearInterval(t);
+    await this.jobs?.close();
     await this.actorHost?.stop();
     await this.pool?.close();
     await this.closeEnvPools();

@@ -14,8 +14,8 @@ import { withCommands, type ObjectCommands } from '../runtime/protocol/commands'
 import { isAsyncIterator, produce } from '../runtime/internal/streams';
 import { decode, encode } from '../runtime/internal/serialization';
 import { isObjectRef } from '../runtime/object-ref';
-import { INLINE_RESULT_BYTES, Keys, Note, isEnvRelative, type ActorCall, type ActorRecord, type FunctionDescriptor, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
-import type { PreparedEnv } from '../runtime/internal/runtime-env';
+import { INLINE_RESULT_BYTES, Keys, Note, isEnvRelative, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
+import { inheritedEnv } from '../runtime/internal/runtime-env';
 import { lookupRemote } from '../runtime/remote';
 import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
 import { TaskQueue, checkJob } from './task-queue';
@@ -372,12 +372,6 @@ function fullFailure(err: unknown, value: Buffer | null, task: string): Buffer {
 }
 
 /** What this process's tasks submit inherits its runtime env (as in Ray), working dir included. */
-function inheritedEnv(): PreparedEnv | undefined {
-  const raw = process.env.NODUS_RUNTIME_ENV;
-  if (!raw) return undefined;
-  return { desc: JSON.parse(raw) as RuntimeEnvDescriptor, root: envDir };
-}
-
 async function main(): Promise<void> {
   const ctx = await CoreContext.connect({
     address: process.env.NODUS_ADDRESS!,

@@ -4,6 +4,7 @@ import type { ObjectRef } from '../object-ref';
 import type { ResolvedActorOptions, ResolvedRemoteOptions, ResolvedRuntimeEnv } from '../options';
 import type { DriverInfo, FunctionDescriptor, Keys, NodeInfo } from '../protocol';
 import { withCommands } from '../protocol/commands';
+import { JOB_ID_VAR } from '../protocol/jobs';
 import { Actors } from './actors';
 import { Batch } from './batch';
 import { setContext, type RuntimeContext } from './global';
@@ -114,6 +115,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
       await waitForRedis(ctx.redis, config.address);
       if (config.role === 'driver') {
         const info: DriverInfo = { id: ctx.procId, pid: process.pid, host: hostname(), startedAt: Date.now() };
+        if (process.env[JOB_ID_VAR]) info.job = process.env[JOB_ID_VAR];
         await ctx.redis
           .multi()
           .hset(ctx.keys.drivers, ctx.procId, JSON.stringify(info))

@@ -177,6 +177,16 @@ export class RuntimeEnvs {
   }
 }
 
+/**
+ * The runtime env this process runs in, as its node agent set it (NODUS_RUNTIME_ENV, NODUS_ENV_DIR): a worker's, or a
+ * job's driver's. What the process starts runs in it too.
+ */
+export function inheritedEnv(env: NodeJS.ProcessEnv = process.env): PreparedEnv | undefined {
+  const raw = env.NODUS_RUNTIME_ENV;
+  if (!raw) return undefined;
+  return { desc: JSON.parse(raw) as RuntimeEnvDescriptor, root: env.NODUS_ENV_DIR ? realpathSync(env.NODUS_ENV_DIR) : undefined };
+}
+
 /** Leaves out fields that are undefined, so descriptors stay small and compare equal. */
 function clean(d: RuntimeEnvDescriptor): RuntimeEnvDescriptor {
   const out: RuntimeEnvDescriptor = { key: d.key, vars: d.vars };

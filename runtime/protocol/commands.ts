@@ -27,6 +27,8 @@ export interface ObjectCommands {
   nodusNodeBeat(...args: Arg[]): Promise<number>;
   nodusControl(...args: Arg[]): Promise<number>;
   nodusExtendLocks(...args: Arg[]): Promise<number>;
+  /** A job's status change (jobs.ts): returns the status it had before. */
+  nodusJobStatus(...args: Arg[]): Promise<string>;
   /** nodusComplete that runs when Redis is out of memory: only for failures (small), see RESERVED. */
   nodusCompleteReserved(...args: Arg[]): Promise<number>;
   /** nodusActorDone that runs when Redis is out of memory: only for failures (small), see RESERVED. */
@@ -47,6 +49,7 @@ const NAMES: Record<string, string> = {
   'node-beat': 'nodusNodeBeat',
   control: 'nodusControl',
   'extend-locks': 'nodusExtendLocks',
+  'job-status': 'nodusJobStatus',
 };
 
 /**

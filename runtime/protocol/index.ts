@@ -174,6 +174,8 @@ export interface DriverInfo {
   pid: number;
   host: string;
   startedAt: number;
+  /** The job whose driver this is (NODUS_JOB_ID): stopping the job ends what this driver owns. */
+  job?: string;
 }
 
 export interface HeadInfo {
