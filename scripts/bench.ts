@@ -4,7 +4,8 @@
  * memcpy, Piscina), then the curves of cost against work. Prints one Markdown table and the curves, and
  * writes both to bench-results/bench-<date>.json, and each row's median as one line of bench/history.jsonl
  * (compare two commits with `npm run bench:compare -- <commitA> <commitB>`). `--quick`: a short form (under a minute on 2 cores);
- * `--no-million`: the full form without its 1M queued tasks; `--million`: 1M queued tasks even with --quick.
+ * `--no-million`: the full form without its 1M queued tasks; `--million`: 1M queued tasks even with --quick. `--services`,
+ * `--serving`, `--deploy`: that section alone.
  */
 import { cpus } from 'node:os';
 import { Redis } from 'ioredis';
@@ -19,6 +20,7 @@ import { machineLine, printTable, writeJson, type Row } from './bench/report';
 import { actorRows, objectRows, taskRows } from './bench/rows';
 import { printServices, servicesSection } from './bench/services';
 import { printServing, servingSection } from './bench/serving';
+import { deploySection, printDeploy } from './bench/deploy';
 
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
@@ -32,6 +34,15 @@ async function main(): Promise<void> {
     printServing(serving);
     console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { serving })}`);
     console.log(`Appended to ${appendHistory(at, s.quick, 'serving', historyRows([], { workers: [], queued: [], notes: [] }, undefined, serving))}`);
+    return;
+  }
+  // --deploy: the serve-deployments section alone.
+  if (process.argv.includes('--deploy')) {
+    console.log('Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):');
+    const deploy = await deploySection(s);
+    printDeploy(deploy);
+    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { deploy })}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'deploy', historyRows([], { workers: [], queued: [], notes: [] }, undefined, undefined, deploy))}`);
     return;
   }
   // --services: the agentic-services section alone.
@@ -93,13 +104,16 @@ async function main(): Promise<void> {
   const services = await servicesSection(s);
   console.log('Model serving (tiny model, model hosts on this machine):');
   const serving = await servingSection(s);
+  console.log('Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):');
+  const deploy = await deploySection(s);
 
   printTable(rows);
   printCurves(curves);
   printServices(services);
   printServing(serving);
-  console.log(`\nWrote ${writeJson(s, rows, curves, { services, serving })}`);
-  console.log(`Appended to ${appendHistory(at, s.quick, 'all', historyRows(rows, curves, services, serving))}`);
+  printDeploy(deploy);
+  console.log(`\nWrote ${writeJson(s, rows, curves, { services, serving, deploy })}`);
+  console.log(`Appended to ${appendHistory(at, s.quick, 'all', historyRows(rows, curves, services, serving, deploy))}`);
 }
 
 main().then(
