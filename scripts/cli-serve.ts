@@ -222,7 +222,10 @@ export function addServeCommands(program: Command): void {
         if (!apps.length) return console.log('No apps deployed. Deploy one with `npx nodus serve run services/my_service/app.ts`.');
         for (const a of apps) {
           console.log(summary(a));
-          for (const r of a.state?.replicas ?? []) console.log(`  ${r.name}  ${r.state}${r.node ? `  node ${r.node}` : ''}${r.pid ? `  pid ${r.pid}` : ''}`);
+          for (const r of a.state?.replicas ?? []) {
+            const via = r.state === 'starting' ? '' : r.directPort ? `  requests to 127.0.0.1:${r.directPort}` : '  requests by actor calls';
+            console.log(`  ${r.name}  ${r.state}${r.node ? `  node ${r.node}` : ''}${r.pid ? `  pid ${r.pid}` : ''}${via}`);
+          }
         }
       });
     });

@@ -61,6 +61,8 @@ export interface ReplicaRecord {
   state: ReplicaState;
   node?: string;
   pid?: number;
+  /** The loopback port the ingress sends its requests to, when it runs on the ingress's machine; else actor calls. */
+  directPort?: number;
   startedAt: number;
 }
 

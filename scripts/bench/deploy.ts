@@ -1,6 +1,6 @@
 /**
  * @module The benchmark's deploy section: requests/s and p50/p99 latency through the serve ingress for a trivial handler
- * deployed with 1, 2 and 4 replicas, against the same handler on bare Fastify and on bare NestJS (each one process), all
+ * deployed with 1, 2 and 4 replicas (reached on their loopback ports, and by actor calls), against the same handler on bare Fastify and on bare NestJS (each one process), all
  * driven by the same keep-alive load generator in this process, in one run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -101,28 +101,36 @@ export async function deploySection(s: Settings): Promise<DeployFigures> {
   const redis = new Redis(cluster.address, { maxRetriesPerRequest: null });
   redis.on('error', () => undefined);
   const port = await freePort();
-  const ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(dir, 'serve.log'), port });
   const keys = new DeployKeys();
   try {
-    for (const replicas of [1, 2, 4]) {
-      const [rec] = await submitApps(redis, keys, [resolveDeployment({ import: join(__dirname, 'deploy-handler.js'), name: 'ok', replicas, maxOngoingRequests: 64 }, process.cwd())]);
-      for (;;) {
-        const a = (await listApps(redis, keys)).find((x) => x.name === 'ok');
-        if (a?.state?.generation === rec.generation && a.state.status === 'running' && a.state.replicas.every((r) => r.generation === rec.generation && r.state === 'running')) break;
-        if (a?.state?.status === 'failed') throw new Error(`the benchmark's app failed to deploy: ${a.state.message}`);
-        await sleep(100);
+    // Replicas on the ingress's machine get its requests on their loopback port; elsewhere (NODUS_SERVE_DIRECT=0 here), by actor calls.
+    for (const how of ['direct', 'actor calls'] as const) {
+      const env = { NODUS_SERVE_DIRECT: how === 'direct' ? '1' : '0' };
+      const ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(dir, 'serve.log'), port, env });
+      try {
+        for (const replicas of [1, 2, 4]) {
+          const [rec] = await submitApps(redis, keys, [resolveDeployment({ import: join(__dirname, 'deploy-handler.js'), name: 'ok', replicas, maxOngoingRequests: 64 }, process.cwd())]);
+          for (;;) {
+            const a = (await listApps(redis, keys)).find((x) => x.name === 'ok');
+            if (a?.state?.generation === rec.generation && a.state.status === 'running' && a.state.replicas.every((r) => r.generation === rec.generation && r.state === 'running')) break;
+            if (a?.state?.status === 'failed') throw new Error(`the benchmark's app failed to deploy: ${a.state.message}`);
+            await sleep(100);
+          }
+          points.push(await measure(`ingress, ${replicas} replica${replicas === 1 ? '' : 's'}, ${how}`, `http://127.0.0.1:${port}/ok`, s));
+        }
+      } finally {
+        await stopProcess(ingress.pid, 3000);
       }
-      points.push(await measure(`ingress, ${replicas} replica${replicas === 1 ? '' : 's'}`, `http://127.0.0.1:${port}/ok`, s));
     }
   } finally {
-    await stopProcess(ingress.pid, 3000);
     redis.disconnect();
     await cluster.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   notes.push(
     `${CLIENTS} keep-alive clients in the benchmark's process send GET back to back for ${fmt((s.trialMs * s.trials) / 1000)} s after a ${fmt(s.warmupMs / 1000)} s warm-up; ` +
-      'the ingress forwards each request as an actor call (Redis mailbox, the replica serves it on loopback, the answer back through Redis). ' +
+      '"direct": the ingress proxies to the replica\'s loopback port (a replica on its machine); "actor calls": each request is an actor call ' +
+      '(Redis mailbox, the replica serves it on loopback, the answer back through Redis), the way to a replica on another machine. ' +
       `This machine has ${cpus().length} cores shared by the load generator, the ingress, Redis, the agent and the replicas.`,
   );
   return { clients: CLIENTS, points, notes };

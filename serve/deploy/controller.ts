@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ActorDiedError, get, getActor, kill, type ActorHandle } from '../../runtime';
 import { DEPLOY_NAMESPACE, type AppRecord, type AppState, type DeployKeys, type ReplicaRecord } from '../../runtime/protocol/deploy';
+import { probeDirect } from './direct';
 import { ReplicaActor, type Replica } from './replica';
 import { AppRouter, type RoutedReplica } from './router';
 import { readApp, readState } from './store';
@@ -214,10 +215,11 @@ export class Controller {
       st.replicas.map(async (r) => {
         const handle = await getActor<Replica>(r.name, { namespace: DEPLOY_NAMESPACE }).catch(() => undefined);
         if (!handle) return;
-        const alive = r.state === 'running' && (await get(handle.ping.remote(), { timeout: PING_TIMEOUT_MS }).then(() => true, () => false));
-        if (!alive) return void (await kill(handle).catch(() => undefined));
-        kept.push(r);
-        router.add({ name: r.name, generation: r.generation, handle, state: 'running', ongoing: 0, dead: false });
+        const info = r.state === 'running' ? await get(handle.ready.remote(), { timeout: PING_TIMEOUT_MS }).catch(() => undefined) : undefined;
+        if (!info) return void (await kill(handle).catch(() => undefined));
+        const direct = await probeDirect(info, r.name);
+        kept.push({ ...r, directPort: direct });
+        router.add({ name: r.name, generation: r.generation, handle, state: 'running', ongoing: 0, dead: false, direct });
       }),
     );
     st.replicas = kept;
@@ -236,13 +238,16 @@ export class Controller {
       resources,
       // A streamed response holds a handle call and then a pull; pings come on top.
       maxConcurrency: 2 * maxOngoingRequests + 4,
-    }).remote({ app: rec.name, module: rec.module, ...(rec.export ? { export: rec.export } : {}), routePrefix: rec.routePrefix });
+    }).remote({ app: rec.name, name, module: rec.module, ...(rec.export ? { export: rec.export } : {}), routePrefix: rec.routePrefix });
     const record: ReplicaRecord = { name, generation: rec.generation, state: 'starting', startedAt: Date.now() };
     st.replicas.push(record);
     await this.save(rec.name, st);
+    let direct: number | undefined;
     try {
       const info = await get(handle.ready.remote(), { timeout: READY_TIMEOUT_MS });
       Object.assign(record, { state: 'running', node: info.node, pid: info.pid });
+      direct = await probeDirect(info, name);
+      record.directPort = direct;
     } catch (err) {
       await kill(handle).catch(() => undefined);
       st.replicas = st.replicas.filter((r) => r !== record);
@@ -250,7 +255,7 @@ export class Controller {
       const why = (err as Error).name === 'GetTimeoutError' ? `it did not load within ${READY_TIMEOUT_MS / 1000} s (is there a node with ${JSON.stringify({ numCpus, numGpus, ...resources })} free? see nodus status)` : (err as Error).message;
       throw new Error(`A replica of ${rec.name} could not start: ${why}`, { cause: err });
     }
-    router.add({ name, generation: rec.generation, handle, state: 'running', ongoing: 0, dead: false });
+    router.add({ name, generation: rec.generation, handle, state: 'running', ongoing: 0, dead: false, direct });
     await this.save(rec.name, st);
   }
 

@@ -14,6 +14,7 @@ import { isRunning } from '../../runtime/internal/process-state';
 import { connect, waitForRedis } from '../../runtime/internal/redis';
 import { DEFAULT_SERVE_PORT, DeployKeys, type ForwardedRequest, type ForwardedResponse, type IngressInfo } from '../../runtime/protocol/deploy';
 import { Controller } from './controller';
+import { DirectError, proxyDirect } from './direct';
 import { OverloadedError, type AppRouter, type RoutedReplica } from './router';
 import { readIngress } from './store';
 
@@ -48,6 +49,8 @@ const LEASE_RENEW_MS = 3000;
 /** Tries of an idempotent request whose replica died. */
 const ATTEMPTS = 3;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+/** How long the ping that tells a dead replica from a refusing port may take. */
+const PING_TIMEOUT_MS = 3000;
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -188,24 +191,47 @@ export async function startIngress(o: IngressOptions, deps: { logger: Logger }):
         if (err instanceof OverloadedError) return sendJson(res, 503, { error: err.message }, { 'retry-after': String(err.retryAfterS) });
         throw err;
       }
+      let died: Error | undefined;
+      // Refused by a dead replica's port: the app never saw it, so any method may go to another replica.
+      let unseen = false;
       try {
+        if (replica.direct !== undefined) {
+          try {
+            return await proxyDirect(replica.direct, fwd, res);
+          } catch (err) {
+            if (!(err instanceof DirectError)) throw err;
+            // No answer from its port: the replica died, or (refused, and alive) its port is not reachable from here.
+            const dead = await get(replica.handle.ping.remote(), { timeout: PING_TIMEOUT_MS }).then(
+              () => false,
+              (e: unknown) => e instanceof ActorDiedError,
+            );
+            if (dead) {
+              unseen = !err.sent;
+              throw new ActorDiedError(`its process is gone (${err.code ?? err.message})`);
+            }
+            if (err.sent) return sendJson(res, 502, { error: `App ${router.name} closed the connection without answering (${err.code ?? err.message}).` });
+            logger.warn({ app: router.name, replica: replica.name }, 'serve: the replica does not answer on its loopback port; using actor calls to it');
+            replica.direct = undefined;
+          }
+        }
         const answer = await get(replica.handle.handle.remote(fwd));
         if (closed) return;
         await relay(replica, answer, res, () => closed);
         return;
       } catch (err) {
-        if (err instanceof ActorDiedError) {
-          controller.replicaDied(router.name, replica.name);
-          tried.add(replica.name);
-          // Not begun on the client's side and safe to run twice: another replica takes it.
-          if (!res.headersSent && IDEMPOTENT.has(fwd.method) && attempt < ATTEMPTS) continue;
-          return sendJson(res, 503, { error: `The replica of ${router.name} serving this request died (${err.message}); it is being replaced: retry.` }, { 'retry-after': '1' });
+        if (!(err instanceof ActorDiedError)) {
+          if (res.headersSent) return void res.destroy();
+          return sendJson(res, 502, { error: `App ${router.name} failed to answer: ${(err as Error).message}` });
         }
-        if (res.headersSent) return void res.destroy();
-        return sendJson(res, 502, { error: `App ${router.name} failed to answer: ${(err as Error).message}` });
+        died = err;
       } finally {
         router.release(replica);
       }
+      controller.replicaDied(router.name, replica.name);
+      tried.add(replica.name);
+      // Not begun on the client's side and safe to run twice: another replica takes it.
+      if (!res.headersSent && (unseen || IDEMPOTENT.has(fwd.method)) && attempt < ATTEMPTS) continue;
+      return sendJson(res, 503, { error: `The replica of ${router.name} serving this request died (${died.message}); it is being replaced: retry.` }, { 'retry-after': '1' });
     }
   }
 

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { getRuntimeContext, remote } from '../../runtime';
@@ -16,10 +17,23 @@ type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 /** What a replica is started with. */
 export interface ReplicaSpec {
   app: string;
+  /** Its actor name, which it answers a probe of its loopback port with. */
+  name?: string;
   module: string;
   export?: string;
   routePrefix: string;
 }
+
+/** Where a ready replica runs: its node and process, and the loopback port its app is served on. */
+export interface ReplicaInfo {
+  node: string;
+  pid: number;
+  hostname: string;
+  port: number;
+}
+
+/** A request carrying this header is answered by the replica itself with its name (see Replica.ready). */
+export const PROBE_HEADER = 'x-nodus-replica-probe';
 
 /** A response still being written answers with what came so far after this long, and streams the rest. */
 const STREAM_AFTER_MS = 50;
@@ -109,6 +123,8 @@ export class Replica {
     const outer = express();
     outer.disable('x-powered-by');
     outer.disable('etag');
+    // The ingress on this machine asks which replica listens here before it sends requests to the port directly.
+    outer.use((req, res, next) => (req.headers[PROBE_HEADER] === undefined ? next() : void res.json({ replica: this.spec.name ?? '', pid: process.pid })));
     // Mounted under the prefix: express strips it from req.url and sets req.baseUrl, as Ray Serve's root_path does.
     if (this.spec.routePrefix === '/') outer.use(listener);
     else outer.use(this.spec.routePrefix, listener);
@@ -119,9 +135,9 @@ export class Replica {
   }
 
   /** Resolves once the app is loaded and served (rejects with why it could not be), telling where this replica runs. */
-  async ready(): Promise<{ node: string; pid: number }> {
-    await this.started;
-    return { node: getRuntimeContext().nodeId ?? '', pid: process.pid };
+  async ready(): Promise<ReplicaInfo> {
+    const port = await this.started;
+    return { node: getRuntimeContext().nodeId ?? '', pid: process.pid, hostname: hostname(), port };
   }
 
   /** Answers while the process lives and its app is loaded: the controller's health check. */

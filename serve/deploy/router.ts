@@ -16,6 +16,8 @@ export interface RoutedReplica {
   ongoing: number;
   /** Set when a call found it dead: it takes nothing more. */
   dead: boolean;
+  /** Its loopback port, when it runs on the ingress's machine: requests go there directly (see direct.ts). */
+  direct?: number;
 }
 
 /** No replica could take the request and the queue is full (or waited too long): 503 with Retry-After. */

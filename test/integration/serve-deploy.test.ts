@@ -19,12 +19,21 @@ const APP = 'test/fixtures/deploy/app.ts';
 // my_service's tasks take 1 to 3 units of 20 ms here (NODUS_DEMO_TASK_MS) instead of seconds.
 const cluster = useCluster({ nodes: 1, cpus: 2, env: { NODUS_DEMO_TASK_MS: '20' } });
 const keys = new DeployKeys();
-let ingress: StartedProcess;
+let ingress: StartedProcess | undefined;
 let base: string;
 let servePort: number;
+let mode: 'actor calls' | 'direct' | undefined;
 
-async function startIngress(): Promise<void> {
-  ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(cluster.dir, 'serve.log'), port: servePort, env: { NODUS_SESSION_DIR: cluster.dir } });
+/**
+ * (Re)starts the ingress forwarding requests by actor calls (the way to a replica on another machine) or to the
+ * replicas' loopback ports directly (the way to one on its own machine, as here unless NODUS_SERVE_DIRECT=0).
+ */
+async function useIngress(want: 'actor calls' | 'direct'): Promise<void> {
+  if (ingress && mode === want) return;
+  if (ingress) await stopProcess(ingress.pid, 3000);
+  const env = { NODUS_SESSION_DIR: cluster.dir, NODUS_SERVE_DIRECT: want === 'direct' ? '1' : '0' };
+  ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(cluster.dir, 'serve.log'), port: servePort, env });
+  mode = want;
 }
 
 function cli(...args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -75,14 +84,29 @@ async function load(path: string, o: { clients: number; requests: number; method
 beforeAll(async () => {
   servePort = await freePort();
   base = `http://127.0.0.1:${servePort}`;
-  await startIngress();
 });
 
 afterAll(async () => {
   if (ingress) await stopProcess(ingress.pid, 3000);
 });
 
+/** Server-Sent Events come through as they are written, not at the end. */
+async function expectStreamed(path: string): Promise<void> {
+  const started = Date.now();
+  const res = await fetch(`${base}${path}`);
+  expect(res.headers.get('content-type')).toBe('text/event-stream');
+  const arrivals: number[] = [];
+  let text = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    text += Buffer.from(chunk).toString('utf8');
+    arrivals.push(Date.now() - started);
+  }
+  expect(text.match(/^data: /gm)).toHaveLength(5);
+  expect(arrivals[0]).toBeLessThan(arrivals.at(-1)! - 300);
+}
+
 test('serve run deploys a handler as 2 replicas behind the ingress: least-loaded routing, streams, /-/routes, and an ingress restart keeps them', async () => {
+  await useIngress('actor calls');
   const { stdout } = await cli('serve', 'run', APP, '--name', 'echo', '--replicas', '2', '--detach');
   expect(stdout).toContain(`echo is running at ${base}/echo`);
   const replicas = await running('echo');
@@ -98,34 +122,25 @@ test('serve run deploys a handler as 2 replicas behind the ingress: least-loaded
   expect((await fetch(`${base}/nothing/here`)).status).toBe(404);
   expect(await (await fetch(`${base}/-/routes`)).json()).toEqual({ '/echo': 'echo' });
 
-  // Server-Sent Events come through as they are written, not at the end.
-  const started = Date.now();
-  const res = await fetch(`${base}/echo/sse`);
-  expect(res.headers.get('content-type')).toBe('text/event-stream');
-  const arrivals: number[] = [];
-  let text = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    text += Buffer.from(chunk).toString('utf8');
-    arrivals.push(Date.now() - started);
-  }
-  expect(text.match(/^data: /gm)).toHaveLength(5);
-  expect(arrivals[0]).toBeLessThan(arrivals.at(-1)! - 300);
+  await expectStreamed('/echo/sse');
 
   const { stdout: status } = await cli('serve', 'status', '--json');
   expect(JSON.parse(status).apps[0]).toMatchObject({ name: 'echo', routePrefix: '/echo', state: { status: 'running', target: 2 } });
 
-  // A new ingress adopts the replicas from Redis: the same processes answer.
-  await stopProcess(ingress.pid, 3000);
-  await startIngress();
+  // A new ingress adopts the replicas from Redis: the same processes answer (now on their loopback ports).
+  await useIngress('direct');
   expect(await (await fetch(`${base}/-/routes`)).json()).toEqual({ '/echo': 'echo' });
   const after = await load('/echo/slow?ms=100', { clients: 6, requests: 1 });
   expect(after.every((a) => a.status === 200 && replicas.some((r) => r.pid === a.pid))).toBe(true);
+  await expectStreamed('/echo/sse');
+  expect(await (await fetch(`${base}/echo/echo`, { method: 'POST', body: 'hello' })).json()).toMatchObject({ body: 'hello' });
   await cli('serve', 'delete', 'echo');
   expect(await readApp(cluster.redis, keys, 'echo')).toBeUndefined();
   for (const r of replicas) await eventually(() => !processAlive(r.pid!), `replica ${r.name} stopped`);
 });
 
 test('past maxOngoingRequests and a full queue, requests are answered 503 with Retry-After', async () => {
+  await useIngress('direct');
   await deploy({ name: 'tight', replicas: 1, maxOngoingRequests: 1, maxQueuedRequests: 1 });
   const answers = await load('/tight/slow?ms=1500', { clients: 5, requests: 1 });
   const statuses = answers.map((a) => a.status).sort();
@@ -135,6 +150,7 @@ test('past maxOngoingRequests and a full queue, requests are answered 503 with R
 });
 
 test('autoscaling adds replicas under load within seconds and removes them after the idle delay', async () => {
+  await useIngress('direct');
   await deploy({ name: 'auto', minReplicas: 1, maxReplicas: 3, targetOngoingRequests: 1, maxOngoingRequests: 4, upscaleDelayS: 0.5, downscaleDelayS: 1 });
   expect(await running('auto')).toHaveLength(1);
   let most = 1;
@@ -149,6 +165,7 @@ test('autoscaling adds replicas under load within seconds and removes them after
 });
 
 test('a redeploy under load rolls the replicas one at a time with no failed request', async () => {
+  await useIngress('direct');
   const before = await deploy({ name: 'roll', replicas: 2 });
   const oldPids = new Set(before.state!.replicas.map((r) => r.pid));
   // POSTs are not retried by the ingress: a request lost in the roll would show as a failure.
@@ -164,11 +181,14 @@ test('a redeploy under load rolls the replicas one at a time with no failed requ
   expect(answers.some((a) => newPids.has(a.pid))).toBe(true);
 });
 
-test('a replica killed under load is replaced; its idempotent requests are retried, the others answer 503, none hangs', async () => {
-  const before = await deploy({ name: 'kill', replicas: 2, maxOngoingRequests: 8 });
+test.each(['actor calls', 'direct'] as const)('a replica killed under load (%s) is replaced; its idempotent requests are retried, the others answer 503, none hangs', async (how) => {
+  await useIngress(how);
+  const name = how === 'direct' ? 'kill-direct' : 'kill';
+  const before = await deploy({ name, replicas: 2, maxOngoingRequests: 8 });
   const victim = before.state!.replicas[0];
-  const gets = load('/kill/slow?ms=300', { clients: 4, requests: 8 });
-  const posts = load('/kill/echo?ms=300', { clients: 4, requests: 8, method: 'POST', body: 'x' });
+  expect(before.state!.replicas.every((r) => (how === 'direct' ? r.directPort! > 0 : r.directPort === undefined))).toBe(true);
+  const gets = load(`/${name}/slow?ms=300`, { clients: 4, requests: 8 });
+  const posts = load(`/${name}/echo?ms=300`, { clients: 4, requests: 8, method: 'POST', body: 'x' });
   await new Promise((r) => setTimeout(r, 800));
   process.kill(victim.pid!, 'SIGKILL');
   const [g, p] = await Promise.all([gets, posts]);
@@ -176,12 +196,13 @@ test('a replica killed under load is replaced; its idempotent requests are retri
   expect(p.every((a) => a.status === 200 || (a.status === 503 && a.retryAfter === '1'))).toBe(true);
   expect(p.some((a) => a.status === 503)).toBe(true);
   await eventually(async () => {
-    const r = await running('kill');
+    const r = await running(name);
     return r.length === 2 && r.every((x) => x.pid !== victim.pid);
   }, 'a new replica replaced the killed one', 30_000);
 });
 
 test('serve deploy of a serve.yaml, registered with `nodus register .../-/routes`, launches my_service through the gateway as standalone', async () => {
+  await useIngress('direct');
   const yaml = join(cluster.dir, 'serve.yaml');
   writeFileSync(
     yaml,
