@@ -15,6 +15,7 @@ import { connect, waitForRedis } from '../../runtime/internal/redis';
 import { DEFAULT_SERVE_PORT, DeployKeys, type ForwardedRequest, type ForwardedResponse, type IngressInfo } from '../../runtime/protocol/deploy';
 import { Controller } from './controller';
 import { DirectError, proxyDirect } from './direct';
+import { PROBE_HEADER } from './replica';
 import { OverloadedError, type AppRouter, type RoutedReplica } from './router';
 import { readIngress } from './store';
 
@@ -176,7 +177,8 @@ export async function startIngress(o: IngressOptions, deps: { logger: Logger }):
   async function forward(router: AppRouter, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
     const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+    // The probe header is the ingress's own question to a replica: a client's never reaches one.
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k) && k !== PROBE_HEADER) headers[k] = v;
     const client = req.socket.remoteAddress ?? '';
     headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${String(headers['x-forwarded-for'])}, ${client}` : client;
     const fwd: ForwardedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers, body };

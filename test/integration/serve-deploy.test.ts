@@ -134,6 +134,8 @@ test('serve run deploys a handler as 2 replicas behind the ingress: least-loaded
   expect(after.every((a) => a.status === 200 && replicas.some((r) => r.pid === a.pid))).toBe(true);
   await expectStreamed('/echo/sse');
   expect(await (await fetch(`${base}/echo/echo`, { method: 'POST', body: 'hello' })).json()).toMatchObject({ body: 'hello' });
+  // The ingress's probe of a replica's port is its own: a client sending its header reaches the app.
+  expect(await (await fetch(`${base}/echo/pid`, { headers: { 'x-nodus-replica-probe': '1' } })).json()).toMatchObject({ url: '/pid' });
   await cli('serve', 'delete', 'echo');
   expect(await readApp(cluster.redis, keys, 'echo')).toBeUndefined();
   for (const r of replicas) await eventually(() => !processAlive(r.pid!), `replica ${r.name} stopped`);
