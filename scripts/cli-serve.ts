@@ -176,9 +176,11 @@ export function addServeCommands(program: Command): void {
             console.log(`Deleting ${rec.name}...`);
             void (async () => {
               await deleteApp(redis, keys, rec.name);
-              const until = Date.now() + 30_000;
+              // Within the 5 s every process of ours takes to exit; a replica still finishing requests goes on its own.
+              const until = Date.now() + 4000;
               while (Date.now() < until && (await redis.hexists(keys.apps, rec.name))) await new Promise((r) => setTimeout(r, 200));
-              console.log(`Deleted ${rec.name}.`);
+              const gone = !(await redis.hexists(keys.apps, rec.name));
+              console.log(gone ? `Deleted ${rec.name}.` : `${rec.name} is being deleted (its replicas are finishing their requests); see nodus serve status.`);
             })().finally(finish);
           };
           process.once('SIGINT', onSignal);

@@ -144,7 +144,7 @@ test('serve run deploys a handler as 2 replicas behind the ingress: least-loaded
 test('past maxOngoingRequests and a full queue, requests are answered 503 with Retry-After', async () => {
   await useIngress('direct');
   await deploy({ name: 'tight', replicas: 1, maxOngoingRequests: 1, maxQueuedRequests: 1 });
-  const answers = await load('/tight/slow?ms=1500', { clients: 5, requests: 1 });
+  const answers = await load('/tight/slow?ms=1000', { clients: 5, requests: 1 });
   const statuses = answers.map((a) => a.status).sort();
   // One runs, one waits in the queue, three are turned away at once.
   expect(statuses).toEqual([200, 200, 503, 503, 503]);
@@ -189,8 +189,8 @@ test.each(['actor calls', 'direct'] as const)('a replica killed under load (%s) 
   const before = await deploy({ name, replicas: 2, maxOngoingRequests: 8 });
   const victim = before.state!.replicas[0];
   expect(before.state!.replicas.every((r) => (how === 'direct' ? r.directPort! > 0 : r.directPort === undefined))).toBe(true);
-  const gets = load(`/${name}/slow?ms=300`, { clients: 4, requests: 8 });
-  const posts = load(`/${name}/echo?ms=300`, { clients: 4, requests: 8, method: 'POST', body: 'x' });
+  const gets = load(`/${name}/slow?ms=300`, { clients: 4, requests: 6 });
+  const posts = load(`/${name}/echo?ms=300`, { clients: 4, requests: 6, method: 'POST', body: 'x' });
   await new Promise((r) => setTimeout(r, 800));
   process.kill(victim.pid!, 'SIGKILL');
   const [g, p] = await Promise.all([gets, posts]);
