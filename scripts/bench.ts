@@ -6,7 +6,7 @@
  * (compare two commits with `npm run bench:compare -- <commitA> <commitB>`). `--quick`: a short form (under a minute on 2 cores);
  * `--observability`: only the cost of task events and metrics (tasks async with them on and off, side by side);
  * `--no-million`: the full form without its 1M queued tasks; `--million`: 1M queued tasks even with --quick.
- * `--services`, `--serving`, `--runtime-env`: that section alone.
+ * `--services`, `--serving`, `--runtime-env`, `--deploy`: that section alone.
  */
 import { cpus } from 'node:os';
 import { Redis } from 'ioredis';
@@ -23,6 +23,7 @@ import { printServices, servicesSection } from './bench/services';
 import { printServing, servingSection } from './bench/serving';
 import { printRuntimeEnv, runtimeEnvHistory, runtimeEnvSection } from './bench/runtime-env';
 import { observabilityCost } from './bench/observability';
+import { deploySection, printDeploy } from './bench/deploy';
 
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
@@ -45,6 +46,15 @@ async function main(): Promise<void> {
     printRuntimeEnv(runtimeEnv);
     console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { runtimeEnv })}`);
     console.log(`Appended to ${appendHistory(at, s.quick, 'runtime-env', runtimeEnvHistory(runtimeEnv))}`);
+    return;
+  }
+  // --deploy: the serve-deployments section alone.
+  if (process.argv.includes('--deploy')) {
+    console.log('Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):');
+    const deploy = await deploySection(s);
+    printDeploy(deploy);
+    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { deploy })}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'deploy', historyRows([], { workers: [], queued: [], notes: [] }, undefined, undefined, deploy))}`);
     return;
   }
   // --services: the agentic-services section alone.
@@ -119,14 +129,17 @@ async function main(): Promise<void> {
   const serving = await servingSection(s);
   console.log('Runtime envs (cold start of a task in a new env, and cached):');
   const runtimeEnv = await runtimeEnvSection(s);
+  console.log('Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):');
+  const deploy = await deploySection(s);
 
   printTable(rows);
   printCurves(curves);
   printServices(services);
   printServing(serving);
   printRuntimeEnv(runtimeEnv);
-  console.log(`\nWrote ${writeJson(s, rows, curves, { services, serving, runtimeEnv })}`);
-  console.log(`Appended to ${appendHistory(at, s.quick, 'all', [...historyRows(rows, curves, services, serving), ...runtimeEnvHistory(runtimeEnv)])}`);
+  printDeploy(deploy);
+  console.log(`\nWrote ${writeJson(s, rows, curves, { services, serving, runtimeEnv, deploy })}`);
+  console.log(`Appended to ${appendHistory(at, s.quick, 'all', [...historyRows(rows, curves, services, serving, deploy), ...runtimeEnvHistory(runtimeEnv)])}`);
 }
 
 main().then(

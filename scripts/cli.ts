@@ -21,6 +21,7 @@ import { clusterStatus, formatStatus } from './status';
 import { addTaskCommands } from './cli-tasks';
 import { addStateCommands } from './cli-state';
 import { addJobCommands } from './cli-jobs';
+import { addServeCommands, startIngressProcess } from './cli-serve';
 
 const program = new Command();
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -67,6 +68,9 @@ interface StartOptions extends GatewayFlags {
   metricsPort?: number;
   taskEventsWindow?: number;
   taskEventsMaxMb?: number;
+  serve: boolean;
+  servePort?: number;
+  serveHost: string;
 }
 
 /**
@@ -116,11 +120,17 @@ function clusterAddress(given: string | undefined): string {
 }
 
 /** What each process of ours looks like in its command line: a recorded pid reused by another program is left alone. */
-const SIGNATURE: Record<SessionProcess['role'], RegExp> = { redis: /redis-server/, head: /head\/main\.js/, agent: /agent-main\.js/, gateway: /gateway\/main\.js/ };
+const SIGNATURE: Record<SessionProcess['role'], RegExp> = {
+  redis: /redis-server/,
+  head: /head\/main\.js/,
+  agent: /agent-main\.js/,
+  gateway: /gateway\/main\.js/,
+  serve: /ingress-main\.js/,
+};
 
-/** Stops a cluster's processes started here: gateways and agents first (they stop their workers), then the head, then Redis. */
+/** Stops a cluster's processes started here: the ingress, gateways and agents first (they stop their workers), then the head, then Redis. */
 async function stopSession(s: Session): Promise<void> {
-  const order = { gateway: 0, agent: 1, head: 2, redis: 3 } as const;
+  const order = { serve: 0, gateway: 0, agent: 1, head: 2, redis: 3 } as const;
   const ours = (p: SessionProcess) => {
     const pid = currentPid(p);
     return isRunning(pid) && (!commandLine(pid) || SIGNATURE[p.role].test(commandLine(pid))) ? pid : 0;
@@ -169,6 +179,9 @@ program
   .option('--gateway-host <address>', 'address the gateway listens on; anything but loopback requires an admin password (given or generated)', '127.0.0.1')
   .option('--register <url>', 'register a service with the gateway (its openapi.json or /-/routes URL); repeatable', collect, [])
   .option('--admin-password <password>', "the gateway admin's password (default: 'admin' on loopback, generated otherwise)")
+  .option('--no-serve', 'do not start the serve ingress (deployments, on :8000)')
+  .option('--serve-port <port>', 'port of the serve ingress (default 8000, or a free one when 8000 is taken)', int)
+  .option('--serve-host <address>', 'address the serve ingress listens on', '127.0.0.1')
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
   .action(async (o: StartOptions) => {
     const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources }, cpus().length);
@@ -177,6 +190,7 @@ program
     let address = o.redisUrl;
     let redis: Parameters<typeof spawnHead>[0]['redis'];
     let gatewayUrl = '';
+    let serveUrl = '';
     let dir: string;
     if (!address) {
       findRedisServer(); // the install command, before anything starts
@@ -232,6 +246,13 @@ program
         session.push({ role: 'gateway', pid: gw.pid, address, startedAt: Date.now() });
         gatewayUrl = gw.url;
       }
+      // As Ray starts Serve's proxy on :8000: the ingress of serve deployments (and their controller).
+      if (o.serve) {
+        const ingress = await startIngressProcess(address, dir, { port: o.servePort, host: o.serveHost });
+        started.push(ingress);
+        session.push({ role: 'serve', pid: ingress.pid, address, startedAt: Date.now() });
+        serveUrl = ingress.url;
+      }
     } catch (err) {
       for (const p of started.reverse()) await stopProcess(p.pid, 3000);
       throw err;
@@ -241,7 +262,7 @@ program
 nodus cluster is up at ${redact(address)}
   Join another machine:  npx nodus worker join --address ${redact(address).replace('127.0.0.1', '<this host>')}
   Connect a driver:      await init({ address: '${redact(address)}' })   or  NODUS_ADDRESS=${redact(address)}
-  See it:                npx nodus status${gatewayUrl ? `\n  Gateway:               ${gatewayUrl} (npx nodus register <service>/openapi.json)` : ''}
+  See it:                npx nodus status${gatewayUrl ? `\n  Gateway:               ${gatewayUrl} (npx nodus register <service>/openapi.json)` : ''}${serveUrl ? `\n  Serve ingress:         ${serveUrl} (npx nodus serve run <module>)` : ''}
   Stop it:               npx nodus stop${listSessions().length > 1 ? ` --address ${redact(address)}` : ''}`);
     if (o.block) blockUntilStopped(started);
   });
@@ -438,10 +459,10 @@ program
     for (const s of sessions) await stopSession(s);
   });
 
-
 addTaskCommands(program);
 addStateCommands(program);
 addJobCommands(program);
+addServeCommands(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(`nodus: ${err instanceof Error ? err.message : String(err)}`);

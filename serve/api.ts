@@ -79,7 +79,7 @@ export interface EnterRequest {
   user: UserClaim | undefined;
   headers: IncomingHttpHeaders;
   entry: { path: string; route: string; meta: EntryMeta };
-  /** `http://host:port` of this service as the client reached it. */
+  /** `http://host:port` of this service as the client reached it, with its route prefix when it is deployed under one. */
   baseUrl: string;
   /** The express request. */
   raw: Request;
@@ -336,7 +336,8 @@ export class ServeAPI {
         user: await this.user(req),
         headers: req.headers,
         entry: { path: entry.path, route: entry.route, meta: entry.meta },
-        baseUrl: `${req.protocol}://${req.get('host') ?? `${req.socket.localAddress}:${req.socket.localPort}`}`,
+        // req.baseUrl: the route prefix when the app is mounted under one (a serve deployment behind the ingress).
+        baseUrl: `${req.protocol}://${req.get('host') ?? `${req.socket.localAddress}:${req.socket.localPort}`}${req.baseUrl}`,
         raw: req,
       };
       const result = await entry.handler(request, inputs);

@@ -19,8 +19,15 @@ export function distRoot(): string {
   return __filename.endsWith('.ts') ? join(here, 'dist') : here;
 }
 
-export function entryPoint(name: 'head' | 'agent' | 'worker' | 'cli' | 'gateway'): string {
-  const rel = { head: 'head/main.js', agent: 'workers/agent-main.js', worker: 'workers/worker-process.js', cli: 'scripts/cli.js', gateway: 'gateway/main.js' }[name];
+export function entryPoint(name: 'head' | 'agent' | 'worker' | 'cli' | 'gateway' | 'serve'): string {
+  const rel = {
+    head: 'head/main.js',
+    agent: 'workers/agent-main.js',
+    worker: 'workers/worker-process.js',
+    cli: 'scripts/cli.js',
+    gateway: 'gateway/main.js',
+    serve: 'serve/deploy/ingress-main.js',
+  }[name];
   return join(distRoot(), rel);
 }
 
@@ -223,6 +230,21 @@ export function spawnGateway(o: GatewayProcessOptions): Promise<StartedProcess &
   for (const url of o.register ?? []) args.push('--register', url);
   if (o.sessionDir) args.push('--session-dir', o.sessionDir);
   return forkReady(entryPoint('gateway'), args, { ...o, env: { ...o.env, ...(o.adminPassword ? { NODUS_ADMIN_PASSWORD: o.adminPassword } : {}) } });
+}
+
+export interface IngressProcessOptions extends NodeProcessOptions {
+  /** @default 8000 */
+  port?: number;
+  /** @default 127.0.0.1 */
+  host?: string;
+}
+
+/** Starts the serve ingress (HTTP on port 8000 by default, and the deployments' controller); `info.url` is where. */
+export function spawnIngress(o: IngressProcessOptions): Promise<StartedProcess & { info: Record<string, unknown> }> {
+  const args: string[] = [];
+  if (o.port !== undefined) args.push('--port', String(o.port));
+  if (o.host) args.push('--host', o.host);
+  return forkReady(entryPoint('serve'), args, o);
 }
 
 export async function spawnAgent(o: AgentProcessOptions): Promise<StartedProcess & { nodeId: string }> {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../errors';
 import { isRunning } from './process-state';
 
-export type ProcessRole = 'redis' | 'head' | 'agent' | 'gateway';
+export type ProcessRole = 'redis' | 'head' | 'agent' | 'gateway' | 'serve';
 
 export interface SessionProcess {
   role: ProcessRole;

@@ -6,6 +6,7 @@ import type { Curves } from './curves';
 import { machine, type Row } from './report';
 import type { ServicesFigures } from './services';
 import type { ServingFigures } from './serving';
+import type { DeployFigures } from './deploy';
 
 /** Committed with the code it measured, so the history travels with the repository. */
 export const HISTORY_FILE = join('bench', 'history.jsonl');
@@ -25,14 +26,14 @@ export interface HistoryEntry {
   /** Uncommitted changes to tracked files (the history file aside): the commit alone does not say what ran. */
   dirty: boolean;
   mode: 'quick' | 'full';
-  /** What the run measured: everything, or only the --services, --serving, --runtime-env or --observability section. */
-  section: 'all' | 'services' | 'serving' | 'runtime-env' | 'observability';
+  /** What the run measured: everything, or only the --services, --serving, --runtime-env, --deploy or --observability section. */
+  section: 'all' | 'services' | 'serving' | 'runtime-env' | 'deploy' | 'observability';
   machine: ReturnType<typeof machine>;
   rows: HistoryRow[];
 }
 
 /** The figures of a run as history rows, each named as the printed tables name it. */
-export function historyRows(rows: Row[], curves: Curves, services?: ServicesFigures, serving?: ServingFigures): HistoryRow[] {
+export function historyRows(rows: Row[], curves: Curves, services?: ServicesFigures, serving?: ServingFigures, deploy?: DeployFigures): HistoryRow[] {
   const out: HistoryRow[] = rows.map((r) => ({ workload: r.workload, median: r.nodus.median, unit: r.nodus.unit }));
   const add = (workload: string, median: number | undefined, unit: string) => {
     if (median !== undefined && Number.isFinite(median)) out.push({ workload, median, unit });
@@ -63,6 +64,11 @@ export function historyRows(rows: Row[], curves: Curves, services?: ServicesFigu
     add('serving: time to first token p99', serving.ttft.p99, 'ms');
     add('serving: encoder fission, separate hosts', serving.fission.separatePerSec, 'chats/s');
     add('serving: encoder fission, one process', serving.fission.monolithPerSec, 'chats/s');
+  }
+  for (const p of deploy?.points ?? []) {
+    add(`deploy: ${p.target}, requests/s`, p.requestsPerSec, 'requests/s');
+    add(`deploy: ${p.target}, p50`, p.p50Ms, 'ms');
+    add(`deploy: ${p.target}, p99`, p.p99Ms, 'ms');
   }
   return out;
 }

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 test('start --head and worker join form a cluster that status shows, a driver uses both nodes, and stop ends it all', async () => {
   const port = await freePort();
-  const started = await nodus('start', '--head', '--port', String(port), '--num-cpus', '1', '--no-gateway');
+  const started = await nodus('start', '--head', '--port', String(port), '--num-cpus', '1', '--no-gateway', '--no-serve');
   expect(started.stdout).toContain(`nodus cluster is up at redis://127.0.0.1:${port}`);
   expect(started.stdout).toContain('npx nodus worker join --address');
   const address = `redis://127.0.0.1:${port}`;
@@ -89,14 +89,16 @@ test('a wrong option gets a clear error', async () => {
   expect((err as { stderr: string }).stderr).toMatch(/unknown option '--num-cpu'[\s\S]*--num-cpus/);
 });
 
-test('start --head starts the gateway; register and flows add and list a service through the cluster; stop ends the gateway too', async () => {
-  const [port, gatewayPort] = [await freePort(), await freePort()];
+test('start --head starts the gateway and the serve ingress; register and flows add and list a service through the cluster; stop ends them too', async () => {
+  const [port, gatewayPort, servePort] = [await freePort(), await freePort(), await freePort()];
   const service = await testService.listen({ port: 0 });
   try {
-    const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--gateway-port', String(gatewayPort));
+    const out = await nodus('start', '--head', '--port', String(port), '--num-cpus', '0', '--gateway-port', String(gatewayPort), '--serve-port', String(servePort));
     expect(out.stdout).toContain(`Started the gateway`);
     expect(out.stdout).toContain(`http://127.0.0.1:${gatewayPort}`);
     expect(await (await fetch(`http://127.0.0.1:${gatewayPort}/health`)).json()).toMatchObject({ status: 'ok' });
+    expect(out.stdout).toContain(`Started the serve ingress`);
+    expect(await (await fetch(`http://127.0.0.1:${servePort}/-/routes`)).json()).toEqual({});
     const registered = await nodus('register', `http://localhost:${service.port}/openapi.json`);
     expect(registered.stdout).toMatch(/Registered .*: 2 flows/);
     const flows = JSON.parse((await nodus('flows', '--json')).stdout) as { url: string; summary: string }[];
@@ -108,9 +110,11 @@ test('start --head starts the gateway; register and flows add and list a service
     expect(listed).toHaveLength(2);
     expect((await nodus('unregister', `http://localhost:${service.port}/openapi.json`)).stdout).toContain('Unregistered');
     const gatewayPid = readSession()!.processes.find((p) => p.role === 'gateway')!.pid;
+    const ingressPid = readSession()!.processes.find((p) => p.role === 'serve')!.pid;
     const stopped = await nodus('stop');
     expect(stopped.stdout).toContain('Stopped gateway');
-    await eventually(() => !processAlive(gatewayPid), 'the gateway stopped');
+    expect(stopped.stdout).toContain('Stopped serve');
+    await eventually(() => !processAlive(gatewayPid) && !processAlive(ingressPid), 'the gateway and the ingress stopped');
   } finally {
     await service.close();
   }

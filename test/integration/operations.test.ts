@@ -43,7 +43,7 @@ async function timeToExit(pid: number): Promise<number> {
 
 test("kill -9 of the head's Redis under load: the head starts it again, every task finishes, status counts the restart", async () => {
   const port = await freePort();
-  await nodus('start', '--head', '--port', String(port), '--num-cpus', '2', '--no-gateway');
+  await nodus('start', '--head', '--port', String(port), '--num-cpus', '2', '--no-gateway', '--no-serve');
   const address = `redis://127.0.0.1:${port}`;
   const pidFile = join(dir, `cluster-127.0.0.1-${port}`, `redis-${port}.pid`);
   const first = Number(readFileSync(pidFile, 'utf8'));
