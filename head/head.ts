@@ -5,9 +5,10 @@ import type { Logger } from 'pino';
 import { killActor } from '../runtime/internal/actor-lifecycle';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
-import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
+import { Keys, PROTOCOL_VERSION, isConstrained, matchLabels, type HeadInfo, type NodeInfo, type QueueConstraint, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from '../runtime/internal/policy';
+import { PlacementGroups } from './placement';
 import { recoverActors, recoverTasks } from './recovery';
 import { cancelOwnedTasks } from '../runtime/internal/owned-tasks';
 import type { Redis } from 'ioredis';
@@ -31,6 +32,7 @@ export class Head {
   private readonly keys: Keys;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly queues: Queues;
+  private readonly placement: PlacementGroups;
   readonly nodeTimeoutMs: number;
   readonly driverTimeoutMs: number;
 
@@ -40,6 +42,7 @@ export class Head {
     this.driverTimeoutMs = o.driverTimeoutMs ?? 10_000;
     this.redis = withCommands(connect(o.address, { name: 'nodus:head' }));
     this.queues = new Queues(this.redis, this.keys.bullPrefix);
+    this.placement = new PlacementGroups({ address: o.address, redis: this.redis, keys: this.keys, logger: o.logger, queue: (q) => this.queue(q) });
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch. */
@@ -70,6 +73,12 @@ export class Head {
     every(Math.max(100, Math.min(1000, this.nodeTimeoutMs / 4)), () => this.checkNodes());
     every(Math.max(100, Math.min(1000, this.driverTimeoutMs / 4)), () => this.checkDrivers());
     every(1000, () => this.checkInfeasible());
+    // Placement groups move on at once on their messages; this pass catches what a missed message left.
+    await this.placement.start();
+    every(1000, async () => {
+      this.placement.kick();
+      await this.placement.sweepDeadNodeQueues();
+    });
     every(1000, () => this.redis.nodusControl('h', this.keys.head, 'beat', Date.now()).then(() => undefined));
     this.o.logger.info({ address: this.o.address, nodeTimeoutMs: this.nodeTimeoutMs }, 'head started');
     return info;
@@ -95,6 +104,7 @@ export class Head {
       const ctx = this.recoveryContext();
       const tasks = await recoverTasks(ctx, id);
       const actors = await recoverActors(ctx, id);
+      await this.placement.onNodeDead(id);
       // Only now: recovery steps can all be done again, so a head killed before this line leaves the node to the next head.
       await this.redis.zrem(this.keys.nodeHeartbeats, id);
       this.o.logger.warn({ node: id, tasks, actors }, 'work of the dead node handed to the others');
@@ -116,6 +126,7 @@ export class Head {
         await cancelOwnedTasks(this.recoveryContext(), actorId);
       }
       const tasks = await cancelOwnedTasks(this.recoveryContext(), id);
+      await this.placement.removeOwnedBy(id);
       const freed = await this.redis.nodusFreeProc(this.keys.prefix, id, '1');
       await this.redis.multi().zrem(this.keys.driverHeartbeats, id).hdel(this.keys.drivers, id).exec();
       this.o.logger.warn({ driver: id, freed, ...tasks }, 'driver died without shutdown: cancelled its tasks, freed its objects');
@@ -126,11 +137,22 @@ export class Head {
   async checkInfeasible(): Promise<void> {
     const shapes = await this.redis.hgetall(this.keys.shapes);
     const nodes = (await this.redis.hvals(this.keys.nodes)).map((s) => JSON.parse(s) as NodeInfo);
+    const placements = await this.redis.hgetall(this.keys.placements);
     for (const [queue, raw] of Object.entries(shapes)) {
+      let eligible = nodes;
+      if (isConstrained(queue)) {
+        // A node's or a bundle's queue waits on that node or bundle (see PlacementGroups); a labels queue on the nodes that match.
+        const c = placements[queue] ? (JSON.parse(placements[queue]) as QueueConstraint) : undefined;
+        if (!c?.labels || c.node || c.pg !== undefined) {
+          await this.redis.hdel(this.keys.infeasible, queue);
+          continue;
+        }
+        eligible = nodes.filter((n) => matchLabels(c.labels, n.labels));
+      }
       const shape = queue;
       const demand = JSON.parse(raw) as Resources;
       const waiting = await this.queue(queue).getWaitingCount();
-      if (waiting > 0 && !isFeasible(demand, nodes)) {
+      if (waiting > 0 && !isFeasible(demand, eligible)) {
         const prev = await this.redis.hget(this.keys.infeasible, shape);
         const since = prev ? (JSON.parse(prev) as { since: number }).since : Date.now();
         await this.redis.hset(this.keys.infeasible, shape, JSON.stringify({ demand, waiting, since }));
@@ -150,6 +172,7 @@ export class Head {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    await this.placement.stop();
     await this.queues.close();
     await this.redis.hdel(this.keys.head, 'pid').catch(() => undefined);
     await this.redis.quit().catch(() => this.redis.disconnect());

@@ -4,6 +4,8 @@ export type { ClusterInfo, GetOptions, WaitOptions, RuntimeContextInfo } from '.
 export { remote } from './remote';
 export type { RemoteFunction, RemoteArgs, RemoteResult } from './remote';
 export { getActor, kill } from './actor';
+export { placementGroup, removePlacementGroup, PlacementGroup } from './placement-group';
+export type { PlacementGroupOptions } from './placement-group';
 export type { ActorHandle, ActorClass, ActorMethod } from './actor';
 export { ObjectRef } from './object-ref';
 export type { Ref, ObjectRefGenerator } from './object-ref';
@@ -20,6 +22,8 @@ export {
   ClusterError,
   ActorDiedError,
   ObjectStoreFullError,
+  OutOfMemoryError,
+  TaskUnschedulableError,
 } from './errors';
-export type { RemoteOptions, InitOptions, ActorOptions } from './options';
-export type { Resources } from './protocol';
+export type { RemoteOptions, InitOptions, ActorOptions, SchedulingStrategy, RetryExceptions } from './options';
+export type { Resources, LabelSelector, PlacementStrategy } from './protocol';

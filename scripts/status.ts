@@ -6,7 +6,8 @@ export const clusterStatus = (address: string) => readClusterStatus(address, pro
 
 function fmt(r: Resources): string {
   const keys = Object.keys(r).sort();
-  return keys.length ? keys.map((k) => `${k} ${r[k]}`).join(', ') : '-';
+  // Memory is in bytes: shown in GiB.
+  return keys.length ? keys.map((k) => (k === 'memory' ? `memory ${(r[k] / 2 ** 30).toFixed(1)} GiB` : `${k} ${r[k]}`)).join(', ') : '-';
 }
 
 function ago(ms: number | undefined): string {
@@ -44,6 +45,13 @@ export function formatStatus(s: ClusterStatus): string {
   if (s.modelHosts.length) {
     lines.push('', `Model hosts: ${s.modelHosts.length}`);
     for (const h of s.modelHosts) lines.push(`  ${h.replica}  ${h.modelId}  device ${h.device}  node ${h.node}  pid ${h.pid}`);
+  }
+  if (s.placementGroups.length) {
+    lines.push('', `Placement groups: ${s.placementGroups.length}`);
+    for (const g of s.placementGroups) {
+      const bundles = g.bundles.map((b, i) => `{${fmt(b)}}@${g.nodes[i] || '-'}`).join(' ');
+      lines.push(`  ${g.id}${g.name ? ` '${g.name}'` : ''}  ${g.state}  ${g.strategy}  ${bundles}${g.infeasible ? `  infeasible: ${g.infeasible}` : ''}`);
+    }
   }
   if (s.infeasible.length) {
     lines.push('', 'Infeasible demand (no node could ever run these; add a node that has the resources):');

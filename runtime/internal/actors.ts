@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorCall, type ActorJ
 import { actorFailure, diedFailure, killActor } from './actor-lifecycle';
 import type { Batch } from './batch';
 import type { Inbox } from './inbox';
+import type { Strategies } from './strategies';
 import { failureBytes, newId } from './object-store';
 import { cancelOwnedTasks } from './owned-tasks';
 import type { References } from './references';
@@ -29,6 +30,7 @@ export class Actors {
     private readonly refs: References,
     private readonly streams: StreamTable,
     private readonly inbox: Inbox,
+    private readonly strategies: Strategies,
   ) {}
 
   /** Creates an actor: its record and name at once (in this tick's batch), its placement once its arguments are ready. */
@@ -64,6 +66,9 @@ export class Actors {
       host: '',
       killed: '0',
       createdAt: String(Date.now()),
+      placement: opts.placement ? JSON.stringify(opts.placement) : '',
+      pg: opts.placement?.kind === 'bundle' ? opts.placement.pg : '',
+      retryExceptions: opts.retryExceptions ? JSON.stringify(opts.retryExceptions) : '',
     };
     const taken = actorFailure(
       `cannot create actor ${cls.name}: the name '${opts.name}' is taken in namespace '${opts.namespace}'. ` +
@@ -77,6 +82,7 @@ export class Actors {
     const entry: PendingTask = { done: deferred(), name: cls.name, shape, args: keepAlive, enqueued: false, cancelled: false };
     const data: ActorJob = { v: PROTOCOL_VERSION, actorId };
     const queued: QueuedJob = { queue: actorQueueName(shape), demand: opts.demand, name: cls.name, id: actorId, data, attempts: 1 };
+    this.strategies.place(queued, opts.placement);
     // An actor's creation holds no pending entry: its "completion" is the actor going alive.
     if (!deps.length) this.batch.enqueue(entry, queued);
     else void this.refs.enqueueWhenReady(entry, queued, deps);
@@ -175,3 +181,4 @@ export class Actors {
     await cancelOwnedTasks({ redis: this.state.redis, keys: this.state.keys, queue: (q) => this.state.queues.get(q) }, actorId);
   }
 }
+

@@ -64,6 +64,18 @@ export class Keys {
   bundleProgress(queue: string, jobId: string): string { return `${this.bullPrefix}:${queue}:${jobId}:progress`; }
   /** A task's cancel mark, checked by the node that runs it. */
   cancelMark(taskId: string): string { return `${this.cancelled}:${taskId}`; }
+  /** Constrained queues (node affinity, labels, bundles): queue name to its QueueConstraint (JSON). */
+  get placements(): string { return `${this.prefix}:placements`; }
+  /** Placement groups: id to PlacementGroupRecord (JSON). */
+  get placementGroups(): string { return `${this.prefix}:pgs`; }
+  /** The bundles the head asked a node to hold: `<pg>-<index>` to BundleEntry (JSON). */
+  nodeBundles(node: string): string { return `${this.prefix}:bundles:${node}`; }
+  /** Placement groups whose removal was asked for (the head releases their bundles and drops them). */
+  get removedPlacementGroups(): string { return `${this.prefix}:pgs-removed`; }
+  /** A placement group's reservation replies: bundle index to `ok:<node>` or `no:<node>`. */
+  bundleReplies(pg: string): string { return `${this.prefix}:pg-replies:${pg}`; }
+  /** Pub/sub: wakes the head's placement of groups (a group made, removed, a reservation answered). */
+  get placementChannel(): string { return `${this.prefix}:placement`; }
 }
 
 /** Resources are named counts; CPU and GPU are the built-in ones. */
@@ -96,6 +108,10 @@ export interface TaskJob {
   maxRetries: number;
   /** Retries already used before this job (a task split out of a bundle after a crash). */
   retried?: number;
+  /** Objects the task returns (its result is a list of that many values): 1 when left out. */
+  numReturns?: number;
+  /** Run again (within maxRetries) when the function throws: true for any error, else these error names. */
+  retryExceptions?: true | string[];
   /**
    * A bundle: tasks of the same shape and submitter that run after this one, in order, in the same job.
    * A driver that submits many tasks at once bundles them (one queue operation for several tasks);
@@ -112,7 +128,11 @@ export interface Completion {
 }
 
 /** Control message published on the control channel. */
-export type ControlMessage = { type: 'cancel'; id: string; force: boolean } | { type: 'kill'; actorId: string; noRestart: boolean };
+export type ControlMessage =
+  | { type: 'cancel'; id: string; force: boolean }
+  | { type: 'kill'; actorId: string; noRestart: boolean }
+  /** The head changed the bundles a node holds (see Keys.nodeBundles): that node syncs them now. */
+  | { type: 'bundles'; node: string };
 
 /** Log lines a worker printed, published to the driver that owns the task. */
 export interface LogMessage {
@@ -136,6 +156,8 @@ export interface NodeInfo {
   diedAt?: number;
   deathReason?: string;
   isHeadNode?: boolean;
+  /** Labels given at `nodus worker join --labels`, matched by labelSelector. */
+  labels?: Record<string, string>;
 }
 
 export interface DriverInfo {
@@ -152,6 +174,8 @@ export interface HeadInfo {
   version: number;
   nodeTimeoutMs: number;
 }
+
+export * from './placement';
 
 /** Canonical name of a resource demand, usable as a BullMQ queue name. */
 export function shapeKey(demand: Resources): string {
@@ -216,6 +240,12 @@ export interface ActorRecord {
   /** While the head moves it off a dead node: that node, and the placement job's id (a head killed midway leaves the move to the next). */
   movingFrom?: string;
   moveJob?: string;
+  /** JSON of its Placement (schedulingStrategy, labels, bundle), '' for none: it is placed again through it after its node died. */
+  placement?: string;
+  /** The placement group it runs in, '' for none. */
+  pg?: string;
+  /** JSON: retry a method that threw (within maxTaskRetries): true, or a list of error names. */
+  retryExceptions?: string;
 }
 
 /**
