@@ -68,7 +68,6 @@ export class Submitter {
       ...(opts.numReturns > 1 ? { numReturns: opts.numReturns } : {}),
       ...(opts.retryExceptions ? { retryExceptions: opts.retryExceptions } : {}),
     };
-    if (opts.numReturns > 1) return openReturns(this.state, this.refs, this.batch, entry, id, opts.numReturns, result as ObjectRef) as unknown as ObjectRef;
     const deps = args.filter(isObjectRef).map((r) => r.id);
     const packed = this.refs.packArgs(enc, entry.args, deps);
     job.args = packed.args;
@@ -79,6 +78,8 @@ export class Submitter {
     if (!deps.length) this.batch.enqueue(entry, queued);
     else this.refs.enqueueWhenReady(entry, queued, deps);
     this.batch.scheduleFlush();
+    // numReturns: the task's other return objects, each with a ref of its own.
+    if (opts.numReturns > 1) return openReturns(this.state, this.refs, this.batch, entry, id, opts.numReturns, result as ObjectRef) as unknown as ObjectRef;
     return result;
   }
 
