@@ -17,6 +17,7 @@ import { readSettings, sleep } from './bench/measure';
 import { primeFanout } from './bench/peers';
 import { machineLine, printTable, writeJson, type Row } from './bench/report';
 import { actorRows, objectRows, taskRows } from './bench/rows';
+import { placementRows } from './bench/placement';
 import { printServices, servicesSection } from './bench/services';
 import { printServing, servingSection } from './bench/serving';
 
@@ -45,6 +46,21 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = [];
   const curves: Curves = { workers: [], queued: [], notes: [] };
+  // --parity: the Ray-parity rows alone (placement groups, SPREAD), on a local cluster.
+  if (process.argv.includes('--parity')) {
+    const cluster = await startLocalCluster({ numCpus: cores });
+    try {
+      await init({ address: cluster.address, logToDriver: false });
+      rows.push(...(await placementRows(s)));
+    } finally {
+      await shutdown();
+      await cluster.stop();
+    }
+    printTable(rows);
+    console.log(`\nWrote ${writeJson(s, rows, curves)}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'parity', historyRows(rows, curves))}`);
+    return;
+  }
 
   const cluster = await startLocalCluster({ numCpus: cores });
   const redis = new Redis(cluster.address, { maxRetriesPerRequest: null });
@@ -60,6 +76,7 @@ async function main(): Promise<void> {
     rows.push(...(await taskRows(s, cluster.address)));
     rows.push(...(await objectRows(s, redis)));
     rows.push(...(await actorRows(s, cluster.address, cores)));
+    rows.push(...(await placementRows(s)));
     rows.push(await primeFanout(s, cores));
     console.log('Curves:');
     curves.latency = await syncLatency(s.quick ? 500 : 2000);

@@ -36,7 +36,8 @@ export async function createGroup(ctx: GroupContext, rec: PlacementGroupRecord):
 export async function waitReady(ctx: GroupContext, id: string, timeoutMs: number | undefined): Promise<void> {
   const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
   await ctx.settled();
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+  // Short polls: a reservation is a few round trips (head → node → head), so it is usually there within milliseconds.
+  for (let delay = 1; ; delay = Math.min(delay * 2, 10)) {
     const raw = await ctx.redis.hget(ctx.keys.placementGroups, id);
     const rec = raw ? (JSON.parse(raw) as PlacementGroupRecord) : undefined;
     if (rec?.state === 'CREATED') return;
@@ -85,7 +86,7 @@ export async function removeGroup(ctx: GroupContext, id: string): Promise<void> 
   } finally {
     await queues.close();
   }
-  for (let i = 0; i < 250 && (await redis.sismember(keys.removedPlacementGroups, id)); i++) await sleep(20);
+  for (let i = 0; i < 1000 && (await redis.sismember(keys.removedPlacementGroups, id)); i++) await sleep(Math.min(1 + i, 5));
 }
 
 /** The record of a new group. */

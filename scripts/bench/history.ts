@@ -25,8 +25,8 @@ export interface HistoryEntry {
   /** Uncommitted changes to tracked files (the history file aside): the commit alone does not say what ran. */
   dirty: boolean;
   mode: 'quick' | 'full';
-  /** What the run measured: everything, or only the --services or --serving section. */
-  section: 'all' | 'services' | 'serving';
+  /** What the run measured: everything, or only the --services, --serving or --parity section. */
+  section: 'all' | 'services' | 'serving' | 'parity';
   machine: ReturnType<typeof machine>;
   rows: HistoryRow[];
 }
