@@ -362,7 +362,14 @@ export class NodeAgent {
     if (!job?.data) return;
     if (job.data.more?.length) {
       const ctx = { redis: this.redis, keys: this.keys, queue: (name: string) => this.queue(name) };
-      return settleBundle(ctx, run.shape.key, job, run.token, run.index, run.cancelled, `${exit.message}; last worker pid ${run.worker.pid} on node ${this.nodeId}`);
+      let index = run.index;
+      if (run.oom !== undefined) {
+        // The task that grew past its memory fails; the bundle's later ones go back to the queue.
+        const t = [job.data, ...job.data.more][index];
+        await settleCall(this.redis, this.keys, t.id, t.caller, failureBytes(oomFailure(t.fn.name, run, this.nodeId)), this.keys.jobLock(run.shape.key, run.jobId), run.token);
+        index++;
+      }
+      return settleBundle(ctx, run.shape.key, job, run.token, index, run.cancelled, `${exit.message}; last worker pid ${run.worker.pid} on node ${this.nodeId}`);
     }
     if (run.oom !== undefined) {
       await this.complete(run, job, failureBytes(oomFailure(job.data.fn.name, run, this.nodeId)));
