@@ -3,7 +3,8 @@ import { readClusterStatus } from '../../runtime/internal/cluster-status';
 import { eventually, useCluster } from '../helpers/cluster';
 import { RestartingLocator, where } from '../fixtures/parity';
 
-const cluster = useCluster({ nodes: 3, cpus: 2, nodeTimeoutMs: 2000 });
+// Short, so the node-death test is quick; long enough that a busy machine does not take a slow node for dead.
+const cluster = useCluster({ nodes: 3, cpus: 2, nodeTimeoutMs: 4000 });
 
 const groupOf = async (pg: PlacementGroup) => (await readClusterStatus(cluster.address)).placementGroups.find((g) => g.id === pg.id);
 const allFree = async () => (await readClusterStatus(cluster.address)).nodes.every((n) => n.state !== 'alive' || n.free.CPU === n.total.CPU);

@@ -1,4 +1,6 @@
-import { resolveActorOptions, resolveRemoteOptions } from '../../runtime/options';
+import { PlacementGroup } from '../../runtime';
+import { decode, encode } from '../../runtime/internal/serialization';
+import { resolveActorOptions, resolveNodeLabels, resolveRemoteOptions } from '../../runtime/options';
 import { planBundles } from '../../runtime/internal/placement-plan';
 import { matchLabels, queueFor, type Resources } from '../../runtime/protocol';
 
@@ -26,6 +28,14 @@ describe('placement options', () => {
     expect(resolveRemoteOptions({ schedulingStrategy: { nodeId: 'node-1' } }).placement).toEqual({ kind: 'node', node: 'node-1', soft: false });
     expect(resolveRemoteOptions({ retryExceptions: [RangeError, 'TimeoutError'] }).retryExceptions).toEqual(['RangeError', 'TimeoutError']);
     expect(resolveActorOptions({ memory: 1024 }).demand).toEqual({ CPU: 0, memory: 1024 });
+  });
+
+  test('a placement group passed to a task still places its work there; node labels are checked', () => {
+    const sent = decode(encode(new PlacementGroup('pg9', [{ CPU: 1 }], 'PACK', 'g')).bytes);
+    expect(resolveRemoteOptions({ placementGroup: sent as PlacementGroup }).placement).toEqual({ kind: 'bundle', pg: 'pg9', bundle: 0 });
+    expect(resolveNodeLabels({ zone: 'a' })).toEqual({ zone: 'a' });
+    expect(() => resolveNodeLabels({ zone: 1 })).toThrow(/label zone must be a string/);
+    expect(() => resolveNodeLabels(['a'])).toThrow(/labels must be a JSON object/);
   });
 
   test('label selectors match exactly, by negation and by lists', () => {
