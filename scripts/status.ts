@@ -27,7 +27,8 @@ export function formatStatus(s: ClusterStatus): string {
   lines.push('', `Nodes: ${alive} alive, ${s.nodes.length - alive} dead`);
   for (const n of s.nodes) {
     const what = n.state === 'alive' ? `free ${fmt(n.free)} of ${fmt(n.total)}; ${n.workers} workers, ${n.running} running` : `dead ${ago(n.diedAt)} (${n.deathReason ?? 'unknown'})`;
-    lines.push(`  ${n.id}${n.isHeadNode ? ' (head)' : ''}  ${n.state.padEnd(5)}  ${n.host} pid ${n.pid}  ${what}`);
+    const labels = n.labels && Object.keys(n.labels).length ? `  labels ${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}` : '';
+    lines.push(`  ${n.id}${n.isHeadNode ? ' (head)' : ''}  ${n.state.padEnd(5)}  ${n.host} pid ${n.pid}  ${what}${labels}`);
   }
   lines.push('', `Resources: ${fmt(s.free)} free of ${fmt(s.total)}`);
   lines.push('', `Drivers: ${s.drivers.length}`);
@@ -36,7 +37,8 @@ export function formatStatus(s: ClusterStatus): string {
   const running = s.tasks.reduce((a, t) => a + t.running, 0);
   // Counted in queue jobs: tasks submitted in bulk share a job (a bundle), which counts once.
   lines.push('', `Task jobs: ${queued} queued, ${running} running`);
-  for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}: ${t.queued} queued, ${t.running} running`);
+  // A constrained queue (node affinity, labels, a placement group's bundle) shows its constraint after '@'.
+  for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}${t.shape.includes('@') ? ` ${t.shape.slice(t.shape.indexOf('@'))}` : ''}: ${t.queued} queued, ${t.running} running`);
   const aliveActors = s.actors.filter((a) => a.state !== 'dead').length;
   lines.push('', `Actors: ${aliveActors} not dead, ${s.actors.length - aliveActors} dead`);
   for (const a of s.actors) {
