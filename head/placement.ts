@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { SerializedFailure } from '../runtime/errors';
 import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
+import { cancelGroupTasks } from '../runtime/internal/placement-groups';
 import { planBundles } from '../runtime/internal/placement-plan';
 import { take } from '../runtime/internal/policy';
 import { connect } from '../runtime/internal/redis';
@@ -169,7 +170,8 @@ export class PlacementGroups {
       const held = [...g.nodes.map((n, i) => [n, i] as const), ...(g.prepared ?? []).map((n, i) => [n, i] as const)].filter(([n]) => n);
       await this.unsetBundles(id, held);
     }
-    const queues = Object.keys(await redis.hgetall(keys.shapes)).filter((q) => q.includes(`@${id}-`));
+    // Tasks queued in it after its remover looked end now (its nodes stop the running ones as they let go).
+    const queues = await cancelGroupTasks(this.o, id, false);
     const multi = redis.multi().hdel(keys.placementGroups, id).del(keys.bundleReplies(id)).hdel(keys.infeasible, `pg:${id}`).srem(keys.removedPlacementGroups, id);
     if (queues.length) multi.hdel(keys.shapes, ...queues).hdel(keys.placements, ...queues);
     await multi.exec();

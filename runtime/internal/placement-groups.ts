@@ -5,6 +5,7 @@ import type { NodeInfo, PlacementGroupRecord, PlacementStrategy, Resources, Task
 import { killActor } from './actor-lifecycle';
 import { failureBytes, settleCall, type CommandClient } from './object-store';
 import { planBundles } from './placement-plan';
+import type { JobContext } from './owned-tasks';
 import { Queues } from './queues';
 import type { Keys } from '../protocol';
 import { sleep } from './tasks';
@@ -60,33 +61,47 @@ export async function waitReady(ctx: GroupContext, id: string, timeoutMs: number
 export async function removeGroup(ctx: GroupContext, id: string): Promise<void> {
   const { redis, keys } = ctx;
   await ctx.settled();
-  await redis.sadd(keys.removedPlacementGroups, id);
-  await redis.publish(keys.placementChannel, id);
+  // What runs in it first: the head forgets the group's queues when it releases the bundles.
   const reason = `its placement group ${id} was removed`;
   for (const actorId of await redis.smembers(keys.actors)) {
     if ((await redis.hget(keys.actor(actorId), 'pg')) === id) await killActor(redis, keys, actorId, true, reason);
   }
   const queues = new Queues(redis, keys.bullPrefix);
   try {
-    for (const name of Object.keys(await redis.hgetall(keys.shapes)).filter((q) => q.startsWith('task.') && q.includes(`@${id}-`))) {
-      const q = queues.get(name);
-      for (const job of (await q.getJobs(['waiting', 'prioritized', 'delayed'])) as Job<TaskJob>[]) {
-        if (!job?.data || !(await q.remove(job.id!).catch(() => 0))) continue;
-        for (const t of [job.data, ...(job.data.more ?? [])]) {
-          const failure = failureBytes({ kind: 'cancelled', task: t.fn.name, name: 'TaskCancelledError', message: `task ${t.fn.name} was cancelled: ${reason}` });
-          await settleCall(redis, keys, t.id, t.caller, failure);
-        }
-      }
-      for (const job of (await q.getJobs(['active'])) as Job<TaskJob>[]) {
-        if (!job?.data) continue;
-        for (const t of [job.data, ...(job.data.more ?? [])]) await redis.set(keys.cancelMark(t.id), '1', 'EX', 3600);
-        await redis.publish(keys.controlChannel, JSON.stringify({ type: 'cancel', id: job.data.id, force: true } satisfies ControlMessage));
-      }
-    }
+    await cancelGroupTasks({ redis, keys, queue: (name) => queues.get(name) }, id, true);
   } finally {
     await queues.close();
   }
+  await redis.sadd(keys.removedPlacementGroups, id);
+  await redis.publish(keys.placementChannel, id);
   for (let i = 0; i < 1000 && (await redis.sismember(keys.removedPlacementGroups, id)); i++) await sleep(Math.min(1 + i, 5));
+}
+
+/**
+ * Ends the tasks queued in a group's bundles as cancelled and, with `running`, stops those that run
+ * (their nodes report them cancelled). The head calls it too as it releases a group, for what was queued
+ * after its remover looked. Returns the names of the group's queues.
+ */
+export async function cancelGroupTasks(ctx: JobContext, id: string, running: boolean): Promise<string[]> {
+  const { redis, keys } = ctx;
+  const names = Object.keys(await redis.hgetall(keys.shapes)).filter((q) => q.includes(`@${id}-`));
+  for (const name of names.filter((q) => q.startsWith('task.'))) {
+    const q = ctx.queue(name);
+    for (const job of (await q.getJobs(['waiting', 'prioritized', 'delayed'])) as Job<TaskJob>[]) {
+      if (!job?.data || !(await q.remove(job.id!).catch(() => 0))) continue;
+      for (const t of [job.data, ...(job.data.more ?? [])]) {
+        const failure = failureBytes({ kind: 'cancelled', task: t.fn.name, name: 'TaskCancelledError', message: `task ${t.fn.name} was cancelled: its placement group ${id} was removed` });
+        await settleCall(redis, keys, t.id, t.caller, failure);
+      }
+    }
+    if (!running) continue;
+    for (const job of (await q.getJobs(['active'])) as Job<TaskJob>[]) {
+      if (!job?.data) continue;
+      for (const t of [job.data, ...(job.data.more ?? [])]) await redis.set(keys.cancelMark(t.id), '1', 'EX', 3600);
+      await redis.publish(keys.controlChannel, JSON.stringify({ type: 'cancel', id: job.data.id, force: true } satisfies ControlMessage));
+    }
+  }
+  return names;
 }
 
 /** The record of a new group. */
