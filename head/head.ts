@@ -4,9 +4,10 @@ import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
-import { Keys, PROTOCOL_VERSION, type HeadInfo, type NodeInfo, type Resources } from '../runtime/protocol';
+import { Keys, PROTOCOL_VERSION, isConstrained, matchLabels, type HeadInfo, type NodeInfo, type QueueConstraint, type Resources } from '../runtime/protocol';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isFeasible } from '../runtime/internal/policy';
+import { PlacementGroups } from './placement';
 import { recoverActors, recoverTasks } from './recovery';
 import { releaseDriver } from '../runtime/internal/driver-end';
 import { failJobsOfNode } from '../runtime/internal/job-store';
@@ -44,6 +45,7 @@ export class Head {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly queues: Queues;
   private readonly jobKeys: JobKeys;
+  private readonly placement: PlacementGroups;
   readonly nodeTimeoutMs: number;
   readonly driverTimeoutMs: number;
   private metricsServer: { url: string; close(): Promise<void> } | undefined;
@@ -59,6 +61,7 @@ export class Head {
     this.pusher = new MetricsPusher(this.redis, this.keys.prefix, 'head');
     this.retention = o.retention ?? taskEventRetention();
     this.jobKeys = new JobKeys(this.keys.prefix);
+    this.placement = new PlacementGroups({ address: o.address, redis: this.redis, keys: this.keys, logger: o.logger, queue: (q) => this.queue(q) });
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch. */
@@ -91,6 +94,12 @@ export class Head {
     every(Math.max(100, Math.min(1000, this.nodeTimeoutMs / 4)), () => this.checkNodes());
     every(Math.max(100, Math.min(1000, this.driverTimeoutMs / 4)), () => this.checkDrivers());
     every(1000, () => this.checkInfeasible());
+    // Placement groups move on at once on their messages; this pass catches what a missed message left.
+    await this.placement.start();
+    every(1000, async () => {
+      this.placement.kick();
+      await this.placement.sweepDeadNodeQueues();
+    });
     every(1000, () => this.redis.nodusControl('h', this.keys.head, 'beat', Date.now()).then(() => undefined));
     every(5000, () => trimTaskEvents(this.redis, new StateKeys(this.keys.prefix).taskEvents, this.retention));
     this.o.logger.info({ address: this.o.address, nodeTimeoutMs: this.nodeTimeoutMs, metrics: this.metricsServer.url }, 'head started');
@@ -118,6 +127,7 @@ export class Head {
       const tasks = await recoverTasks(ctx, id);
       const actors = await recoverActors(ctx, id);
       const jobs = await failJobsOfNode(this.redis, this.jobKeys, id, `died (no heartbeat for ${this.nodeTimeoutMs} ms)`);
+      await this.placement.onNodeDead(id);
       // Only now: recovery steps can all be done again, so a head killed before this line leaves the node to the next head.
       await this.redis.zrem(this.keys.nodeHeartbeats, id);
       this.o.logger.warn({ node: id, tasks, actors, failedJobs: jobs }, 'work of the dead node handed to the others');
@@ -133,6 +143,7 @@ export class Head {
     const clients = String(await this.redis.client('LIST'));
     for (const id of stale) {
       if (clients.includes(` name=nodus:driver:${id} `)) continue;
+      // Its actors die (detached ones live on), its tasks are cancelled, its placement groups removed, its objects freed.
       const ended = await releaseDriver(this.recoveryContext(), id, `its driver ${id} died`);
       this.o.logger.warn({ driver: id, ...ended }, 'driver died without shutdown: cancelled its tasks, freed its objects');
     }
@@ -142,11 +153,22 @@ export class Head {
   async checkInfeasible(): Promise<void> {
     const shapes = await this.redis.hgetall(this.keys.shapes);
     const nodes = (await this.redis.hvals(this.keys.nodes)).map((s) => JSON.parse(s) as NodeInfo);
+    const placements = await this.redis.hgetall(this.keys.placements);
     for (const [queue, raw] of Object.entries(shapes)) {
+      let eligible = nodes;
+      if (isConstrained(queue)) {
+        // A node's or a bundle's queue waits on that node or bundle (see PlacementGroups); a labels queue on the nodes that match.
+        const c = placements[queue] ? (JSON.parse(placements[queue]) as QueueConstraint) : undefined;
+        if (!c?.labels || c.node || c.pg !== undefined) {
+          await this.redis.hdel(this.keys.infeasible, queue);
+          continue;
+        }
+        eligible = nodes.filter((n) => matchLabels(c.labels, n.labels));
+      }
       const shape = queue;
       const demand = JSON.parse(raw) as Resources;
       const waiting = await this.queue(queue).getWaitingCount();
-      if (waiting > 0 && !isFeasible(demand, nodes)) {
+      if (waiting > 0 && !isFeasible(demand, eligible)) {
         const prev = await this.redis.hget(this.keys.infeasible, shape);
         const since = prev ? (JSON.parse(prev) as { since: number }).since : Date.now();
         await this.redis.hset(this.keys.infeasible, shape, JSON.stringify({ demand, waiting, since }));
@@ -168,6 +190,7 @@ export class Head {
     for (const t of this.timers) clearInterval(t);
     await this.metricsServer?.close();
     await this.pusher.stop();
+    await this.placement.stop();
     await this.queues.close();
     await this.redis.hdel(this.keys.head, 'pid').catch(() => undefined);
     await this.redis.quit().catch(() => this.redis.disconnect());

@@ -6,7 +6,7 @@ import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
 import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import type { JobContext } from '../runtime/internal/owned-tasks';
-import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorJob, type ActorRecord, type Resources, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
+import { PROTOCOL_VERSION, actorQueueName, replacementQueue, shapeKey, type ActorJob, type ActorRecord, type Placement, type Resources, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
 
 export interface RecoveryContext extends JobContext {
   logger: Logger;
@@ -115,10 +115,9 @@ export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promi
       const moveJob = resumed && rec.moveJob ? rec.moveJob : `${id}.${restarts + 1}`;
       await ctx.redis.hset(ctx.keys.actor(id), 'movingFrom', nodeId, 'moveJob', moveJob, 'host', '', 'node', '');
       if (!resumed) await endActor(ctx.redis, ctx.keys, id, 'restart', '', Number(rec.maxTaskRetries || 0));
-      // Placed again like a new actor: any node that has room takes it.
-      // An actor with a runtime env is placed through that env's queue (the node that takes it sets the env up).
-      const env = rec.env ? (JSON.parse(rec.env) as RuntimeEnvDescriptor).key : undefined;
-      const queue = actorQueueName(shapeKey(JSON.parse(rec.demand) as Resources), env);
+      // Placed again like a new actor: any node that has room (and fits its placement) takes it; an actor with
+      // a runtime env through that env's queue (the node that takes it sets the env up).
+      const queue = await replacementQueueOf(ctx, rec);
       const data: ActorJob = { v: PROTOCOL_VERSION, actorId: id };
       await ctx.queue(queue).add(rec.cls, data, { jobId: moveJob, removeOnComplete: true, removeOnFail: true });
       await ctx.redis.hdel(ctx.keys.actor(id), 'movingFrom', 'moveJob');
@@ -138,3 +137,14 @@ export async function recoverActors(ctx: RecoveryContext, nodeId: string): Promi
   return n;
 }
 
+
+/** The queue an actor goes back to: its shape's, or the one its placement names (registered, should no driver have used it yet). */
+async function replacementQueueOf(ctx: RecoveryContext, rec: ActorRecord): Promise<string> {
+  const env = rec.env ? (JSON.parse(rec.env) as RuntimeEnvDescriptor).key : undefined;
+  const base = actorQueueName(shapeKey(JSON.parse(rec.demand) as Resources), env);
+  if (!rec.placement) return base;
+  const { queue, constraint } = replacementQueue(base, JSON.parse(rec.placement) as Placement);
+  if (constraint) await ctx.redis.hset(ctx.keys.placements, queue, JSON.stringify(constraint));
+  await ctx.redis.hset(ctx.keys.shapes, queue, rec.demand);
+  return queue;
+}

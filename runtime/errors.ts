@@ -63,6 +63,22 @@ export class ActorDiedError extends NodusError {
   override readonly code = 'ACTOR_DIED';
 }
 
+/**
+ * The worker process running a task (or an actor) grew past the `memory` it asked for, and its node
+ * killed it (Ray's memory monitor): the node itself stays up. Ask for more memory, or use less.
+ */
+export class OutOfMemoryError extends NodusError {
+  override readonly code = 'OUT_OF_MEMORY';
+}
+
+/**
+ * No node may ever run the task: its hard node affinity names a node that is dead or too small
+ * (`schedulingStrategy: { nodeId, soft: false }`), or its placement group was removed.
+ */
+export class TaskUnschedulableError extends NodusError {
+  override readonly code = 'TASK_UNSCHEDULABLE';
+}
+
 /** `get` ran out of time before the objects were ready. The tasks keep running. */
 export class GetTimeoutError extends NodusError {
   override readonly code = 'GET_TIMEOUT';
@@ -112,7 +128,7 @@ export class RuntimeEnvError extends NodusError {
 
 /** A failure as it travels between processes (Temporal's Failure vs Error split). */
 export interface SerializedFailure {
-  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor' | 'full' | 'env';
+  kind: 'task' | 'crash' | 'cancelled' | 'lost' | 'system' | 'actor' | 'full' | 'env' | 'oom' | 'unschedulable';
   /** Name of the task that failed (or whose argument failed). */
   task: string;
   name: string;
@@ -173,6 +189,10 @@ export function fromFailure(f: SerializedFailure): NodusError {
       return new ObjectStoreFullError(f.message);
     case 'env':
       return new RuntimeEnvError(f.message);
+    case 'oom':
+      return new OutOfMemoryError(f.message);
+    case 'unschedulable':
+      return new TaskUnschedulableError(f.message);
     case 'actor':
       return new ActorDiedError(f.message, f.cause ? { cause: f.cause.kind === 'task' ? rebuildCause(f.cause) : fromFailure(f.cause) } : undefined);
     default: {

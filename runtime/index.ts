@@ -4,6 +4,8 @@ export type { ClusterInfo, GetOptions, WaitOptions, RuntimeContextInfo } from '.
 export { remote } from './remote';
 export type { RemoteFunction, RemoteArgs, RemoteResult } from './remote';
 export { getActor, kill } from './actor';
+export { placementGroup, removePlacementGroup, PlacementGroup } from './placement-group';
+export type { PlacementGroupOptions } from './placement-group';
 export type { ActorHandle, ActorClass, ActorMethod } from './actor';
 export { ObjectRef } from './object-ref';
 export type { Ref, ObjectRefGenerator } from './object-ref';
@@ -21,6 +23,8 @@ export {
   ActorDiedError,
   ObjectStoreFullError,
   RuntimeEnvError,
+  OutOfMemoryError,
+  TaskUnschedulableError,
 } from './errors';
-export type { RemoteOptions, InitOptions, ActorOptions, RuntimeEnv } from './options';
-export type { Resources } from './protocol';
+export type { RemoteOptions, InitOptions, ActorOptions, RuntimeEnv, SchedulingStrategy, RetryExceptions } from './options';
+export type { Resources, LabelSelector, PlacementStrategy } from './protocol';

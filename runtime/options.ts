@@ -1,7 +1,8 @@
 /** @module Public option types and the one resolve function per component that validates them. */
 import { isAbsolute, resolve } from 'node:path';
+import { freemem } from 'node:os';
 import { ConfigError } from './errors';
-import type { Resources } from './protocol';
+import type { LabelSelector, Placement, Resources } from './protocol';
 
 /**
  * A runtime environment: the code and settings tasks and actors run with on whichever node runs them, given to
@@ -102,6 +103,38 @@ export interface RemoteOptions {
   name?: string;
   /** The runtime env it runs in, merged over the job's (init's). @default the job's */
   runtimeEnv?: RuntimeEnv;
+  /** Memory in bytes the task holds while it runs; its worker is killed with OutOfMemoryError if it grows past it. @default none */
+  memory?: number;
+  /** Where it runs: any node with room, round-robin over the nodes, or a given node (see SchedulingStrategy). @default 'DEFAULT' */
+  schedulingStrategy?: SchedulingStrategy;
+  /** Only nodes whose labels match (`nodus worker join --labels`), e.g. `{ zone: 'a' }`, `{ zone: '!a' }`, `{ zone: 'in(a,b)' }`. @default none */
+  labelSelector?: LabelSelector;
+  /** Run in a bundle of this placement group (see placementGroup()). @default none */
+  placementGroup?: PlacementGroupRef;
+  /** Which bundle of `placementGroup`; -1: any bundle the task fits in. @default -1 */
+  bundleIndex?: number;
+  /** The function returns a list of this many values, each its own object: `.remote()` returns that many refs. @default 1 */
+  numReturns?: number;
+  /** Run the task again (within maxRetries) when its function throws: true for any error, or only these errors (classes or names). @default false */
+  retryExceptions?: RetryExceptions;
+}
+
+/**
+ * `'DEFAULT'`: any node with room (work spreads as nodes pull it). `'SPREAD'`: round-robin over the nodes
+ * that could run it. `{ nodeId, soft }`: that node (`getRuntimeContext().nodeId`, `nodus status`); with
+ * `soft: false` the task fails with TaskUnschedulableError when the node is dead or too small, with
+ * `soft: true` it runs elsewhere then.
+ */
+export type SchedulingStrategy = 'DEFAULT' | 'SPREAD' | { nodeId: string; soft?: boolean };
+
+/** What retryExceptions takes: true, or a list of error classes or error names. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type RetryExceptions = boolean | (string | (abstract new (...args: any[]) => Error))[];
+
+/** What options need of a placement group (the PlacementGroup that placementGroup() returns). */
+export interface PlacementGroupRef {
+  readonly id: string;
+  readonly bundleSpecs: readonly Resources[];
 }
 
 export interface ResolvedRemoteOptions {
@@ -109,9 +142,16 @@ export interface ResolvedRemoteOptions {
   maxRetries: number;
   name: string | undefined;
   runtimeEnv?: ResolvedRuntimeEnv;
+  placement?: Placement;
+  /** With a placement group and no bundleIndex: the bundles the demand fits in, one chosen per submission. */
+  bundleChoices?: number[];
+  numReturns: number;
+  retryExceptions?: true | string[];
 }
 
-const REMOTE_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRetries', 'name', 'runtimeEnv'] as const;
+const REMOTE_OPTION_NAMES = [
+  'numCpus', 'numGpus', 'resources', 'maxRetries', 'name', 'runtimeEnv', 'memory', 'schedulingStrategy', 'labelSelector', 'placementGroup', 'bundleIndex', 'numReturns', 'retryExceptions',
+] as const;
 
 /** Names of custom resources become part of queue names, so they are kept plain. */
 const RESOURCE_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
@@ -156,18 +196,81 @@ export function resolveResources(what: string, given: unknown): Resources {
   const out: Resources = {};
   for (const [k, v] of Object.entries(given)) {
     if (!RESOURCE_NAME.test(k)) throw new ConfigError(`${what}: resource name '${k}' must match ${RESOURCE_NAME}.`);
-    if (k === 'CPU' || k === 'GPU') throw new ConfigError(`${what}: give CPU and GPU with numCpus / numGpus, not as custom resources.`);
+    if (k === 'CPU' || k === 'GPU' || k === 'memory') throw new ConfigError(`${what}: give CPU, GPU and memory with numCpus / numGpus / memory, not as custom resources.`);
     out[k] = checkCount(`${what}.${k}`, v);
   }
   return out;
 }
 
 /** CPUs, GPUs and custom resources as one demand (or a node's totals); zero GPUs are left out. */
-function resolveDemand(o: { numCpus?: number; numGpus?: number; resources?: unknown }, defaultCpus: number, integer = false): Resources {
+function resolveDemand(o: { numCpus?: number; numGpus?: number; resources?: unknown; memory?: number }, defaultCpus: number, integer = false): Resources {
   const demand: Resources = { CPU: checkCount('numCpus', o.numCpus ?? defaultCpus, { integer }) };
   const gpus = checkCount('numGpus', o.numGpus ?? 0, { integer });
   if (gpus > 0) demand.GPU = gpus;
+  const memory = checkCount('memory (bytes)', o.memory ?? 0, { integer: true });
+  if (memory > 0) demand.memory = memory;
   return Object.assign(demand, resolveResources('resources', o.resources));
+}
+
+/** Resolves where a task or actor may run (strategy, labels, placement group); checks the pieces fit together. */
+function resolvePlacement(
+  what: string,
+  o: { schedulingStrategy?: unknown; labelSelector?: unknown; placementGroup?: unknown; bundleIndex?: unknown },
+  demand: Resources,
+): { placement?: Placement; bundleChoices?: number[] } {
+  const s = o.schedulingStrategy ?? 'DEFAULT';
+  let labels: LabelSelector | undefined;
+  if (o.labelSelector !== undefined) {
+    const l = o.labelSelector;
+    if (typeof l !== 'object' || l === null || Array.isArray(l) || !Object.values(l).every((v) => typeof v === 'string')) {
+      throw new ConfigError(`labelSelector must be an object of label names to strings, e.g. { zone: 'a' } (or '!a', 'in(a,b)'), got ${JSON.stringify(l)}.`);
+    }
+    labels = Object.keys(l).length ? (l as LabelSelector) : undefined;
+  }
+  if (o.placementGroup !== undefined) {
+    const pg = o.placementGroup as PlacementGroupRef;
+    if (typeof pg !== 'object' || pg === null || typeof pg.id !== 'string' || !Array.isArray(pg.bundleSpecs)) {
+      throw new ConfigError('placementGroup must be what placementGroup([...bundles]) returned.');
+    }
+    if (s !== 'DEFAULT' || labels) throw new ConfigError(`${what}: placementGroup places it already; leave schedulingStrategy and labelSelector out.`);
+    const index = o.bundleIndex ?? -1;
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < -1 || index >= pg.bundleSpecs.length) {
+      throw new ConfigError(`bundleIndex must be -1 (any bundle) or 0..${pg.bundleSpecs.length - 1} (the group has ${pg.bundleSpecs.length} bundles), got ${JSON.stringify(index)}.`);
+    }
+    const fitsIn = (b: Resources) => Object.entries(demand).every(([k, v]) => !(v > 0) || (b[k] ?? 0) + 1e-9 >= v);
+    const show = (r: Resources) => JSON.stringify(r);
+    if (index >= 0) {
+      if (!fitsIn(pg.bundleSpecs[index])) throw new ConfigError(`${what} needs ${show(demand)}, more than bundle ${index} of its placement group holds (${show(pg.bundleSpecs[index])}): ask for less, or choose a larger bundle.`);
+      return { placement: { kind: 'bundle', pg: pg.id, bundle: index } };
+    }
+    const choices = pg.bundleSpecs.map((b, i) => (fitsIn(b) ? i : -1)).filter((i) => i >= 0);
+    if (!choices.length) throw new ConfigError(`${what} needs ${show(demand)}, more than any bundle of its placement group holds (${pg.bundleSpecs.map(show).join(', ')}).`);
+    return { placement: { kind: 'bundle', pg: pg.id, bundle: choices[0] }, bundleChoices: choices };
+  }
+  if (o.bundleIndex !== undefined) throw new ConfigError('bundleIndex needs placementGroup.');
+  if (s === 'DEFAULT') return labels ? { placement: { kind: 'labels', labels } } : {};
+  if (s === 'SPREAD') return { placement: labels ? { kind: 'spread', labels } : { kind: 'spread' } };
+  if (typeof s === 'object' && s !== null && !Array.isArray(s)) {
+    rejectUnknownKeys('schedulingStrategy', s, ['nodeId', 'soft']);
+    const { nodeId, soft } = s as { nodeId?: unknown; soft?: unknown };
+    if (typeof nodeId !== 'string' || !/^[\w.-]+$/.test(nodeId)) throw new ConfigError(`schedulingStrategy.nodeId must be a node id (as nodus status or getRuntimeContext().nodeId show it), got ${JSON.stringify(nodeId)}.`);
+    if (soft !== undefined && typeof soft !== 'boolean') throw new ConfigError(`schedulingStrategy.soft must be true or false, got ${JSON.stringify(soft)}.`);
+    return { placement: { kind: 'node', node: nodeId, soft: soft ?? false, ...(labels ? { labels } : {}) } };
+  }
+  throw new ConfigError(`schedulingStrategy must be 'DEFAULT', 'SPREAD' or { nodeId, soft }, got ${JSON.stringify(s)}.`);
+}
+
+/** retryExceptions as names: classes become their names. */
+function resolveRetryExceptions(v: unknown): true | string[] | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return true;
+  const bad = () => new ConfigError(`retryExceptions must be true, false, or a list of error classes or names (e.g. [TypeError, 'TimeoutError']), got ${JSON.stringify(v)}.`);
+  if (!Array.isArray(v) || !v.length) throw bad();
+  return v.map((e) => {
+    if (typeof e === 'string' && e) return e;
+    if (typeof e === 'function' && e.name) return e.name as string;
+    throw bad();
+  });
 }
 
 /** A count where -1 means no limit. */
@@ -183,7 +286,9 @@ export function resolveRemoteOptions(opts: RemoteOptions = {}): ResolvedRemoteOp
   const demand = resolveDemand(opts, 1);
   const maxRetries = countOrUnlimited('maxRetries', opts.maxRetries, 3);
   if (opts.name !== undefined && (typeof opts.name !== 'string' || !opts.name)) throw new ConfigError('name must be a non-empty string.');
-  return { demand, maxRetries, name: opts.name, runtimeEnv: resolveRuntimeEnv(opts.runtimeEnv) };
+  const numReturns = checkCount('numReturns', opts.numReturns ?? 1, { integer: true, min: 1 });
+  const retryExceptions = resolveRetryExceptions(opts.retryExceptions);
+  return { demand, maxRetries, name: opts.name, runtimeEnv: resolveRuntimeEnv(opts.runtimeEnv), numReturns, ...(retryExceptions ? { retryExceptions } : {}), ...resolvePlacement('the task', opts, demand) };
 }
 
 /** Options of `init()`. */
@@ -243,11 +348,24 @@ export interface NodeOptions {
   numCpus?: number;
   numGpus?: number;
   resources?: Resources;
+  /** Memory in bytes tasks and actors may ask for with `memory`. @default the machine's free memory */
+  memory?: number;
 }
 
-export function resolveNodeResources(opts: NodeOptions, defaultCpus: number): Resources {
-  rejectUnknownKeys('node', opts, ['numCpus', 'numGpus', 'resources']);
-  return resolveDemand(opts, defaultCpus, true);
+export function resolveNodeResources(opts: NodeOptions, defaultCpus: number, defaultMemory = freemem()): Resources {
+  rejectUnknownKeys('node', opts, ['numCpus', 'numGpus', 'resources', 'memory']);
+  return resolveDemand({ ...opts, memory: opts.memory ?? defaultMemory }, defaultCpus, true);
+}
+
+/** Node labels (`--labels '{"zone":"a"}'`): names and values are plain strings. */
+export function resolveNodeLabels(given: unknown): Record<string, string> {
+  if (given === undefined) return {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) throw new ConfigError(`labels must be a JSON object of names to strings, e.g. '{"zone":"a"}'.`);
+  for (const [k, v] of Object.entries(given)) {
+    if (!RESOURCE_NAME.test(k)) throw new ConfigError(`label name '${k}' must match ${RESOURCE_NAME}.`);
+    if (typeof v !== 'string' || !/^[\w.-]{0,63}$/.test(v)) throw new ConfigError(`label ${k} must be a string of letters, digits, '_', '.', '-' (at most 63), got ${JSON.stringify(v)}.`);
+  }
+  return given as Record<string, string>;
 }
 
 /** Options of an actor class, given to `remote(Class, opts)` or `.options(opts)`. */
@@ -272,6 +390,18 @@ export interface ActorOptions {
   lifetime?: 'detached';
   /** The runtime env its process runs in, merged over the job's (init's). @default the job's */
   runtimeEnv?: RuntimeEnv;
+  /** Memory in bytes the actor holds while it lives; its process is killed (OutOfMemoryError) if it grows past it. @default none */
+  memory?: number;
+  /** Where it is placed: see RemoteOptions.schedulingStrategy. @default 'DEFAULT' */
+  schedulingStrategy?: SchedulingStrategy;
+  /** Only nodes whose labels match. @default none */
+  labelSelector?: LabelSelector;
+  /** Place it in a bundle of this placement group. @default none */
+  placementGroup?: PlacementGroupRef;
+  /** Which bundle of `placementGroup`; -1: the first it fits in. @default -1 */
+  bundleIndex?: number;
+  /** Run a method again (within maxTaskRetries) when it throws: true for any error, or only these. @default false */
+  retryExceptions?: RetryExceptions;
 }
 
 export interface ResolvedActorOptions {
@@ -283,9 +413,14 @@ export interface ResolvedActorOptions {
   namespace: string;
   detached: boolean;
   runtimeEnv?: ResolvedRuntimeEnv;
+  placement?: Placement;
+  retryExceptions?: true | string[];
 }
 
-const ACTOR_OPTION_NAMES = ['numCpus', 'numGpus', 'resources', 'maxRestarts', 'maxTaskRetries', 'maxConcurrency', 'name', 'namespace', 'lifetime', 'runtimeEnv'] as const;
+const ACTOR_OPTION_NAMES = [
+  'numCpus', 'numGpus', 'resources', 'maxRestarts', 'maxTaskRetries', 'maxConcurrency', 'name', 'namespace', 'lifetime',
+  'runtimeEnv', 'memory', 'schedulingStrategy', 'labelSelector', 'placementGroup', 'bundleIndex', 'retryExceptions',
+] as const;
 
 export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptions {
   if (typeof opts !== 'object' || opts === null) throw new ConfigError('actor options must be an object.');
@@ -298,7 +433,11 @@ export function resolveActorOptions(opts: ActorOptions = {}): ResolvedActorOptio
   const namespace = opts.namespace ?? 'default';
   if (typeof namespace !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(namespace)) throw new ConfigError(`namespace must match [A-Za-z0-9_.-]+, got ${JSON.stringify(namespace)}.`);
   if (opts.lifetime !== undefined && opts.lifetime !== 'detached') throw new ConfigError(`lifetime must be 'detached' or left out, got ${JSON.stringify(opts.lifetime)}.`);
+  const { placement } = resolvePlacement('the actor', opts, demand);
+  const retryExceptions = resolveRetryExceptions(opts.retryExceptions);
   return {
+    ...(placement ? { placement } : {}),
+    ...(retryExceptions ? { retryExceptions } : {}),
     demand,
     maxRestarts: countOrUnlimited('maxRestarts', opts.maxRestarts, 0),
     maxTaskRetries: countOrUnlimited('maxTaskRetries', opts.maxTaskRetries, 0),

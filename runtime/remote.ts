@@ -14,8 +14,18 @@ type AnyFunction = (...args: any[]) => any;
 
 export type { RemoteArgs };
 
-/** What `.remote()` returns: a ref to the result, or for an async generator function an async iterable of refs. */
-export type RemoteResult<R> = R extends AsyncIterable<infer Y> ? ObjectRefGenerator<Y> : ObjectRef<Awaited<R>>;
+/**
+ * What `.remote()` returns: a ref to the result, or for an async generator function an async iterable of
+ * refs; with `numReturns: n` (n > 1) one ref per element of the returned tuple.
+ */
+export type RemoteResult<R, N extends number = 1> = [N] extends [1]
+  ? R extends AsyncIterable<infer Y>
+    ? ObjectRefGenerator<Y>
+    : ObjectRef<Awaited<R>>
+  : ReturnRefs<Awaited<R>>;
+
+/** One ref per element: a tuple of values gives a tuple of refs, an array an array. */
+export type ReturnRefs<T> = T extends readonly unknown[] ? { -readonly [K in keyof T]: ObjectRef<T[K]> } : ObjectRef<unknown>[];
 
 /**
  * A function that runs in the cluster. `.remote(...args)` submits it and returns an
@@ -26,11 +36,11 @@ export type RemoteResult<R> = R extends AsyncIterable<infer Y> ? ObjectRefGenera
  * export const square = remote(async function square(x: number) { return x * x; });
  * const nine = await get(square.remote(3));
  */
-export interface RemoteFunction<F extends AnyFunction> {
-  /** Submits the task; its ObjectRef carries the awaited return type. */
-  remote(...args: RemoteArgs<Parameters<F>>): RemoteResult<ReturnType<F>>;
+export interface RemoteFunction<F extends AnyFunction, N extends number = 1> {
+  /** Submits the task; its ObjectRef carries the awaited return type (with numReturns, one ref per returned element). */
+  remote(...args: RemoteArgs<Parameters<F>>): RemoteResult<ReturnType<F>, N>;
   /** A copy with some options changed; this one is not modified. */
-  options(opts: RemoteOptions): RemoteFunction<F>;
+  options<M extends number = N>(opts: RemoteOptions & { numReturns?: M }): RemoteFunction<F, M>;
   readonly name: string;
 }
 
@@ -88,8 +98,8 @@ const REMOTE = Symbol.for('nodus.remoteFunction');
  */
 export function remote<C extends AnyClass>(cls: C, options?: ActorOptions): ActorClass<C>;
 export function remote<C extends AnyClass>(options: ActorOptions, cls: C): ActorClass<C>;
-export function remote<F extends AnyFunction>(fn: F, options?: RemoteOptions): RemoteFunction<F>;
-export function remote<F extends AnyFunction>(options: RemoteOptions, fn: F): RemoteFunction<F>;
+export function remote<F extends AnyFunction, N extends number = 1>(fn: F, options?: RemoteOptions & { numReturns?: N }): RemoteFunction<F, N>;
+export function remote<F extends AnyFunction, N extends number = 1>(options: RemoteOptions & { numReturns?: N }, fn: F): RemoteFunction<F, N>;
 export function remote(a: unknown, b?: unknown): unknown {
   const [options, fn] = (typeof a === 'function' ? [b ?? {}, a] : [a, b]) as [object, unknown];
   if (typeof fn !== 'function') {
@@ -113,6 +123,7 @@ export function remote(a: unknown, b?: unknown): unknown {
 function makeRemoteFunction<F extends AnyFunction>(entry: RegistryEntry, options: RemoteOptions, resolved: ResolvedRemoteOptions): RemoteFunction<F> {
   const name = resolved.name ?? entry.descriptor.name;
   const generator = entry.fn.constructor?.name === 'AsyncGeneratorFunction';
+  if (generator && resolved.numReturns > 1) throw new ConfigError(`${name} is a generator: its items stream as refs of their own, so numReturns does not apply; leave it out.`);
   const rf = function (...args: unknown[]) {
     const shown = args.map((x) => preview(x)).join(', ');
     throw new TypeError(

@@ -19,6 +19,7 @@ import { readSettings, sleep } from './bench/measure';
 import { primeFanout } from './bench/peers';
 import { machineLine, printTable, writeJson, type Row } from './bench/report';
 import { actorRows, objectRows, taskRows } from './bench/rows';
+import { placementRows } from './bench/placement';
 import { printServices, servicesSection } from './bench/services';
 import { printServing, servingSection } from './bench/serving';
 import { printRuntimeEnv, runtimeEnvHistory, runtimeEnvSection } from './bench/runtime-env';
@@ -77,6 +78,21 @@ async function main(): Promise<void> {
     console.log(`Appended to ${appendHistory(at, s.quick, 'observability', historyRows(rows, curves))}`);
     return;
   }
+  // --parity: the Ray-parity rows alone (placement groups, SPREAD), on a local cluster.
+  if (process.argv.includes('--parity')) {
+    const cluster = await startLocalCluster({ numCpus: cores });
+    try {
+      await init({ address: cluster.address, logToDriver: false });
+      rows.push(...(await placementRows(s)));
+    } finally {
+      await shutdown();
+      await cluster.stop();
+    }
+    printTable(rows);
+    console.log(`\nWrote ${writeJson(s, rows, curves)}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, 'parity', historyRows(rows, curves))}`);
+    return;
+  }
 
   const cluster = await startLocalCluster({ numCpus: cores });
   const redis = new Redis(cluster.address, { maxRetriesPerRequest: null });
@@ -92,6 +108,7 @@ async function main(): Promise<void> {
     rows.push(...(await taskRows(s, cluster.address)));
     rows.push(...(await objectRows(s, redis)));
     rows.push(...(await actorRows(s, cluster.address, cores)));
+    rows.push(...(await placementRows(s)));
     rows.push(await primeFanout(s, cores));
     console.log('Task events and metrics, on and off (tasks async):');
     rows.push(await observabilityCost(s));

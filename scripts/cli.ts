@@ -16,7 +16,7 @@ import { listFlows, registerSource, unregisterSource } from '../gateway/flows/re
 import { init, shutdown } from '../runtime';
 import type { Redis } from 'ioredis';
 import { makeTlsFiles } from '../runtime/internal/tls';
-import { resolveNodeResources } from '../runtime/options';
+import { resolveNodeLabels, resolveNodeResources } from '../runtime/options';
 import { clusterStatus, formatStatus } from './status';
 import { addTaskCommands } from './cli-tasks';
 import { addStateCommands } from './cli-state';
@@ -57,6 +57,8 @@ interface StartOptions extends GatewayFlags {
   numCpus?: number;
   numGpus?: number;
   resources?: Record<string, number>;
+  memory?: number;
+  labels?: Record<string, string>;
   redisUrl?: string;
   nodeTimeoutMs?: number;
   block?: boolean;
@@ -165,6 +167,8 @@ program
   .option('--num-cpus <n>', "CPUs this node offers to tasks (0: the head runs no tasks)", int)
   .option('--num-gpus <n>', 'GPUs this node offers to tasks (default: those nvidia-smi lists)', int)
   .option('--resources <json>', `custom resources, e.g. '{"accel": 2}'`, json)
+  .option('--memory <bytes>', 'memory tasks and actors may ask for with `memory` (default: the free memory of this machine)', int)
+  .option('--labels <json>', `labels of this node, for labelSelector, e.g. '{"zone": "a"}'`, json)
   .option('--redis-url <url>', 'use this running Redis instead of starting one')
   .option('--bind <address>', 'address the Redis listens on; anything but loopback requires a password (one is generated if not given)', '127.0.0.1')
   .option('--password <password>', 'password of the Redis the head starts (default: none on loopback, generated otherwise)')
@@ -184,7 +188,8 @@ program
   .option('--serve-host <address>', 'address the serve ingress listens on', '127.0.0.1')
   .option('--block', 'stay in the foreground; Ctrl-C stops everything this command started')
   .action(async (o: StartOptions) => {
-    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources }, cpus().length);
+    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources, memory: o.memory }, cpus().length);
+    const labels = resolveNodeLabels(o.labels);
     const started: StartedProcess[] = [];
     const session: SessionProcess[] = [];
     let address = o.redisUrl;
@@ -234,7 +239,7 @@ program
       }
       console.log(`Started the head (pid ${head.pid}); log: ${join(dir, 'head.log')}; cluster metrics: ${String(head.info.metricsUrl)}`);
       if ((resources.CPU ?? 0) > 0 || Object.keys(resources).length > 1) {
-        const agent = await spawnAgent({ address, attached: false, logFile: join(dir, `agent-${Date.now()}.log`), resources, headNode: true });
+        const agent = await spawnAgent({ address, attached: false, logFile: join(dir, `agent-${Date.now()}.log`), resources, headNode: true, labels });
         started.push(agent);
         session.push({ role: 'agent', pid: agent.pid, address, startedAt: Date.now(), nodeId: agent.nodeId });
         console.log(`Started node ${agent.nodeId} with ${JSON.stringify(resources)} (pid ${agent.pid}).`);
@@ -275,14 +280,17 @@ worker
   .option('--num-cpus <n>', 'CPUs this node offers to tasks', int)
   .option('--num-gpus <n>', 'GPUs this node offers to tasks (default: those nvidia-smi lists)', int)
   .option('--resources <json>', `custom resources, e.g. '{"accel": 2}'`, json)
+  .option('--memory <bytes>', 'memory tasks and actors may ask for with `memory` (default: the free memory of this machine)', int)
+  .option('--labels <json>', `labels of this node, for labelSelector, e.g. '{"zone": "a"}'`, json)
   .option('--tls-ca <file>', 'for a rediss:// head with its own certificate authority: the CA file `nodus start --tls` made (default: NODUS_TLS_CA)')
   .option('--block', 'stay in the foreground; Ctrl-C stops this node')
-  .action(async (o: { address?: string; numCpus?: number; numGpus?: number; resources?: Record<string, number>; block?: boolean; tlsCa?: string }) => {
+  .action(async (o: { address?: string; numCpus?: number; numGpus?: number; resources?: Record<string, number>; memory?: number; labels?: Record<string, string>; block?: boolean; tlsCa?: string }) => {
     const address = clusterAddress(o.address);
     if (o.tlsCa) process.env.NODUS_TLS_CA = resolve(o.tlsCa);
-    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources }, cpus().length);
+    const resources = resolveNodeResources({ numCpus: o.numCpus, numGpus: o.numGpus ?? detectGpus(), resources: o.resources, memory: o.memory }, cpus().length);
+    const labels = resolveNodeLabels(o.labels);
     const logFile = join(clusterDir(address), `agent-${Date.now()}.log`);
-    const agent = await spawnAgent({ address, attached: false, logFile, resources });
+    const agent = await spawnAgent({ address, attached: false, logFile, resources, labels });
     addToSession(address, [{ role: 'agent', pid: agent.pid, address, startedAt: Date.now(), nodeId: agent.nodeId }]);
     console.log(`Node ${agent.nodeId} joined ${redact(address)} with ${JSON.stringify(resources)} (pid ${agent.pid}); log: ${logFile}`);
     if (o.block) blockUntilStopped([agent]);

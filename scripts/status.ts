@@ -6,7 +6,8 @@ export const clusterStatus = (address: string) => readClusterStatus(address, pro
 
 function fmt(r: Resources): string {
   const keys = Object.keys(r).sort();
-  return keys.length ? keys.map((k) => `${k} ${r[k]}`).join(', ') : '-';
+  // Memory is in bytes: shown in GiB.
+  return keys.length ? keys.map((k) => (k === 'memory' ? `memory ${(r[k] / 2 ** 30).toFixed(1)} GiB` : `${k} ${r[k]}`)).join(', ') : '-';
 }
 
 function ago(ms: number | undefined): string {
@@ -27,7 +28,8 @@ export function formatStatus(s: ClusterStatus): string {
   lines.push('', `Nodes: ${alive} alive, ${s.nodes.length - alive} dead`);
   for (const n of s.nodes) {
     const what = n.state === 'alive' ? `free ${fmt(n.free)} of ${fmt(n.total)}; ${n.workers} workers, ${n.running} running` : `dead ${ago(n.diedAt)} (${n.deathReason ?? 'unknown'})`;
-    lines.push(`  ${n.id}${n.isHeadNode ? ' (head)' : ''}  ${n.state.padEnd(5)}  ${n.host} pid ${n.pid}  ${what}`);
+    const labels = n.labels && Object.keys(n.labels).length ? `  labels ${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}` : '';
+    lines.push(`  ${n.id}${n.isHeadNode ? ' (head)' : ''}  ${n.state.padEnd(5)}  ${n.host} pid ${n.pid}  ${what}${labels}`);
   }
   lines.push('', `Resources: ${fmt(s.free)} free of ${fmt(s.total)}`);
   lines.push('', `Drivers: ${s.drivers.length}`);
@@ -36,7 +38,8 @@ export function formatStatus(s: ClusterStatus): string {
   const running = s.tasks.reduce((a, t) => a + t.running, 0);
   // Counted in queue jobs: tasks submitted in bulk share a job (a bundle), which counts once.
   lines.push('', `Task jobs: ${queued} queued, ${running} running`);
-  for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}: ${t.queued} queued, ${t.running} running`);
+  // A constrained queue (node affinity, labels, a placement group's bundle) shows its constraint after '@'.
+  for (const t of s.tasks.filter((t) => t.queued || t.running)) lines.push(`  {${fmt(t.demand)}}${t.shape.includes('@') ? ` ${t.shape.slice(t.shape.indexOf('@'))}` : ''}: ${t.queued} queued, ${t.running} running`);
   const aliveActors = s.actors.filter((a) => a.state !== 'dead').length;
   lines.push('', `Actors: ${aliveActors} not dead, ${s.actors.length - aliveActors} dead`);
   for (const a of s.actors) {
@@ -45,6 +48,13 @@ export function formatStatus(s: ClusterStatus): string {
   if (s.modelHosts.length) {
     lines.push('', `Model hosts: ${s.modelHosts.length}`);
     for (const h of s.modelHosts) lines.push(`  ${h.replica}  ${h.modelId}  device ${h.device}  node ${h.node}  pid ${h.pid}`);
+  }
+  if (s.placementGroups.length) {
+    lines.push('', `Placement groups: ${s.placementGroups.length}`);
+    for (const g of s.placementGroups) {
+      const bundles = g.bundles.map((b, i) => `{${fmt(b)}}@${g.nodes[i] || '-'}`).join(' ');
+      lines.push(`  ${g.id}${g.name ? ` '${g.name}'` : ''}  ${g.state}  ${g.strategy}  ${bundles}${g.infeasible ? `  infeasible: ${g.infeasible}` : ''}`);
+    }
   }
   if (s.infeasible.length) {
     lines.push('', 'Infeasible demand (no node could ever run these; add a node that has the resources):');

@@ -5,6 +5,7 @@ import type { CommandClient } from '../runtime/internal/object-store';
 import { envFailure } from '../runtime/internal/tasks';
 import type { ActorRecord, Keys, Resources, RuntimeEnvDescriptor } from '../runtime/protocol';
 import type { ReadyEnv } from './env-cache';
+import { mib, type MemoryMonitor } from './memory-monitor';
 import { WorkerProcess, type PoolEvents, type WorkerExit } from './worker-pool';
 
 interface Hosted {
@@ -14,9 +15,13 @@ interface Hosted {
   cls: string;
   owner: string;
   demand: Resources;
+  /** The pool its resources came from ('' the node's, else a placement-group bundle's). */
+  pool: string;
   proc: WorkerProcess | undefined;
   /** Its runtime env as set up on this node, if it has one. */
   env?: ReadyEnv;
+  /** Killed by the memory monitor: the bytes it held then. */
+  oom?: number;
 }
 
 export interface ActorHostOptions {
@@ -31,8 +36,10 @@ export interface ActorHostOptions {
   envVars(ready: ReadyEnv): NodeJS.ProcessEnv;
   logger: Logger;
   events: PoolEvents;
-  /** Gives an actor's resources back to the node when it is dead for good. */
-  release(demand: Resources): void;
+  /** Gives an actor's resources back to the node (or its bundle) when it is dead for good. */
+  release(demand: Resources, pool: string): void;
+  /** Watches the memory of actors that asked for some. */
+  memory: MemoryMonitor;
   onProcessExit(w: WorkerProcess): void;
 }
 
@@ -45,7 +52,7 @@ export class ActorHost {
   constructor(private readonly o: ActorHostOptions) {}
 
   /** Starts an actor the node has taken (its resources already reserved). */
-  async host(actorId: string, demand: Resources): Promise<void> {
+  async host(actorId: string, demand: Resources, pool = ''): Promise<void> {
     let rec = (await this.o.redis.hgetall(this.o.keys.actor(actorId))) as unknown as ActorRecord;
     // The record is written before the placement job, but a creator's script can be answered after its job
     // (a script Redis had not cached is sent again): wait for it a moment rather than drop the actor.
@@ -56,10 +63,10 @@ export class ActorHost {
     if (!rec.id || rec.state === 'dead' || (rec.host && rec.host !== this.o.nodeId())) {
       // Killed (or its driver died) while it waited for a node; or placed twice (a head resumed a move) and hosted elsewhere.
       this.o.logger.warn({ actor: actorId, state: rec.state, host: rec.host, found: !!rec.id }, 'actor not hosted here: it is gone, dead, or hosted elsewhere');
-      this.o.release(demand);
+      this.o.release(demand, pool);
       return;
     }
-    const hosted: Hosted = { id: actorId, host: this.o.nodeId(), cls: rec.cls, owner: rec.owner, demand, proc: undefined };
+    const hosted: Hosted = { id: actorId, host: this.o.nodeId(), cls: rec.cls, owner: rec.owner, demand, pool, proc: undefined };
     await this.o.redis.hset(this.o.keys.actor(actorId), 'host', hosted.host);
     this.actors.set(actorId, hosted);
     if (rec.env) {
@@ -71,12 +78,12 @@ export class ActorHost {
         this.actors.delete(actorId);
         await endActor(this.o.redis, this.o.keys, actorId, 'dead', actorFailure(`actor ${rec.cls} (${actorId}) is dead: ${f.message}`, f), 0);
         this.o.logger.warn({ actor: actorId, err: f.message }, 'actor not started: its runtime env could not be set up');
-        this.o.release(demand);
+        this.o.release(demand, pool);
         return;
       }
       if (this.closing) {
         this.actors.delete(actorId);
-        this.o.release(demand);
+        this.o.release(demand, pool);
         return;
       }
     }
@@ -98,20 +105,30 @@ export class ActorHost {
     // Output of an actor goes to the driver that created it, prefixed with its class.
     proc.label = { owner: h.owner, name: h.cls, actorId: h.id };
     h.proc = proc;
+    h.oom = undefined;
+    if (h.demand.memory) {
+      this.o.memory.watch(proc.pid, h.demand.memory, (rss) => {
+        if (h.proc !== proc) return;
+        h.oom = rss;
+        proc.kill('SIGKILL');
+      });
+    }
   }
 
-  private async onExit(h: Hosted, exit: WorkerExit): Promise<void> {
+  private async onExit(h: Hosted, given: WorkerExit): Promise<void> {
+    if (h.proc) this.o.memory.unwatch(h.proc.pid);
     h.proc = undefined;
+    const exit = h.oom === undefined ? given : { message: `was stopped (OutOfMemoryError): it used ${mib(h.oom)} of memory, more than the ${mib(h.demand.memory ?? 0)} it asked for` };
     if (this.abandoned) {
       this.actors.delete(h.id);
-      this.o.release(h.demand);
+      this.o.release(h.demand, h.pool);
       return;
     }
     const rec = (await this.o.redis.hgetall(this.o.keys.actor(h.id))) as unknown as ActorRecord;
     if (rec.host !== h.host) {
       // The head gave it to another node (this one was declared dead): not ours to restart or end.
       this.actors.delete(h.id);
-      this.o.release(h.demand);
+      this.o.release(h.demand, h.pool);
       return;
     }
     const restarts = Number(rec.restarts || 0);
@@ -140,7 +157,7 @@ export class ActorHost {
     this.o.logger.info({ actor: h.id, cls: rec.cls }, 'actor is dead; its resources are free');
     // Objects the actor created for itself die with it.
     await this.o.redis.nodusFreeProc(this.o.keys.prefix, h.id, '1');
-    this.o.release(h.demand);
+    this.o.release(h.demand, h.pool);
   }
 
   /**

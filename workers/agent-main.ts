@@ -3,11 +3,11 @@ import { cpus } from 'node:os';
 import { Keys } from '../runtime/protocol';
 import { createLogger } from '../runtime/internal/logger';
 import { Lifecycle, entryArgs } from '../runtime/internal/lifecycle';
-import { resolveNodeResources } from '../runtime/options';
+import { resolveNodeLabels, resolveNodeResources } from '../runtime/options';
 import { NodeAgent } from './node-agent';
 
 async function main(): Promise<void> {
-  const args = entryArgs({ resources: { type: 'string' }, 'head-node': { type: 'boolean' } });
+  const args = entryArgs({ resources: { type: 'string' }, labels: { type: 'string' }, 'head-node': { type: 'boolean' } });
   const logger = createLogger('nodus-agent');
   const address = String(args.address);
   const life = new Lifecycle({ name: 'node agent', logger, address, attached: !!args.attached });
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
     keys: new Keys(args.namespace ? String(args.namespace) : undefined),
     resources,
     headNode: !!args['head-node'],
+    labels: resolveNodeLabels(args.labels ? JSON.parse(String(args.labels)) : undefined),
     logger,
     heartbeatMs: process.env.NODUS_HEARTBEAT_MS ? Number(process.env.NODUS_HEARTBEAT_MS) : undefined,
     lockDurationMs: process.env.NODUS_LOCK_MS ? Number(process.env.NODUS_LOCK_MS) : undefined,

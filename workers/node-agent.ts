@@ -4,14 +4,17 @@ import { cpus as osCpus, hostname } from 'node:os';
 import { Worker as BullWorker, Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { dispatchOrder, fits, give, reclaim, take } from '../runtime/internal/policy';
-import { cancelledFailure } from '../runtime/errors';
+import { dispatchOrder, fits } from '../runtime/internal/policy';
+import { cancelledFailure, type SerializedFailure } from '../runtime/errors';
 import { crashFailure, settleBundle } from '../head/recovery';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import { Queues } from '../runtime/internal/queues';
 import { connect, waitForRedis } from '../runtime/internal/redis';
 import { envFailure } from '../runtime/internal/tasks';
 import { PROTOCOL_VERSION, type ActorJob, type ControlMessage, type Keys, type LogMessage, type NodeInfo, type Resources, type RuntimeEnvDescriptor, type TaskJob } from '../runtime/protocol';
+import { BundleSync, queueTarget } from './bundle-sync';
+import { MemoryMonitor, mib } from './memory-monitor';
+import { Pools } from './pools';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { MetricsPusher } from '../runtime/internal/metrics';
 import { TaskObserver } from '../runtime/internal/observer';
@@ -29,6 +32,8 @@ export interface AgentOptions {
   /** The node the head runs on (shown in status). */
   headNode?: boolean;
   logger: Logger;
+  /** Labels of this node (`--labels`), matched by labelSelector. */
+  labels?: Record<string, string>;
   /** @default 1000 */
   heartbeatMs?: number;
   /** How long BullMQ keeps a job's lock; renewed at half of it. A node that dies gives its jobs back after this. @default 30000 */
@@ -43,6 +48,8 @@ interface Shape {
   actor: boolean;
   demand: Resources;
   worker: BullWorker;
+  /** The pool it takes from: '' for the node's, else the placement-group bundle it belongs to. */
+  pool: string;
 }
 
 /** A task under way on this node (one of a lease's). */
@@ -58,6 +65,8 @@ interface Running {
   /** The job as fetched, for the lease's first job; the others are read again if their worker dies. */
   job?: Job<TaskJob>;
   cancelled: boolean;
+  /** Killed by the memory monitor: the bytes it held then. */
+  oom?: number;
 }
 
 function newNodeId(): string {
@@ -75,7 +84,10 @@ export class NodeAgent {
   private readonly sub: Redis;
   private readonly keys: Keys;
   private readonly total: Resources;
-  private free: Resources;
+  /** The node's resources and the bundles it holds (see Pools). */
+  private readonly pools: Pools;
+  private readonly bundles: BundleSync;
+  private readonly memory = new MemoryMonitor();
   private readonly shapes = new Map<string, Shape>();
   private readonly running = new Map<string, Running>();
   private readonly cancelled = new Set<string>();
@@ -107,7 +119,7 @@ export class NodeAgent {
   constructor(private readonly o: AgentOptions) {
     this.keys = o.keys;
     this.total = { ...o.resources };
-    this.free = { ...o.resources };
+    this.pools = new Pools(o.resources);
     this.redis = withCommands(connect(o.address, { name: `nodus:agent:${this.nodeId}` }));
     this.bull = connect(o.address, { blocking: true, name: `nodus:agent-bull:${this.nodeId}` });
     this.sub = connect(o.address, { blocking: true, name: `nodus:agent-sub:${this.nodeId}` });
@@ -129,8 +141,20 @@ export class NodeAgent {
     });
     this.observer = new TaskObserver(this.redis, this.keys.prefix);
     this.logStore = new TaskLogStore(this.redis, this.keys.prefix);
-    nodeMetrics(() => ({ node: this.nodeId, total: this.total, free: this.free, workers: this.pool?.all.size ?? 0, actors: this.actorHost?.processes ?? 0 }));
+    nodeMetrics(() => ({ node: this.nodeId, total: this.total, free: this.pools.node.free, workers: this.workerCount(), actors: this.actorHost?.processes ?? 0 }));
     this.metrics = new MetricsPusher(this.redis, this.keys.prefix, `agent:${process.pid}`);
+    this.bundles = new BundleSync({
+      redis: this.redis,
+      keys: this.keys,
+      pools: this.pools,
+      nodeId: () => this.nodeId,
+      logger: o.logger,
+      // A bundle committed: open its queues. Released: close them and stop the tasks running in it.
+      onChange: (released) => {
+        for (const key of released) this.closeShapes((s) => s.pool === key);
+        void this.loadShapes().then(() => this.wake(), () => undefined);
+      },
+    });
   }
 
   /** Its connections to Redis, for the process's lifecycle to watch (it logs their loss, and gives up at last). */
@@ -142,8 +166,13 @@ export class NodeAgent {
     await waitForRedis(this.redis, this.o.address);
     this.startProcesses();
     this.sub.on('message', (channel: string, msg: string) => {
-      if (channel === this.keys.controlChannel) this.onControl(JSON.parse(msg) as ControlMessage);
-      else if (channel === this.jobs.channel) this.jobs.onMessage(msg);
+      if (channel === this.jobs.channel) this.jobs.onMessage(msg);
+      else if (channel === this.keys.controlChannel) {
+        const m = JSON.parse(msg) as ControlMessage;
+        if (m.type === 'bundles') {
+          if (m.node === this.nodeId) this.bundles.sync();
+        } else this.onControl(m);
+      }
       else if (!this.shapes.has(msg)) void this.loadShapes().then(() => this.wake(), () => undefined);
       else this.wake();
     });
@@ -197,10 +226,11 @@ export class NodeAgent {
       envVars: (ready) => this.envVars(ready),
       logger: this.o.logger,
       events: { onLog: (w, stream, text) => this.forwardLog(w, stream, text) },
-      release: (demand) => {
-        this.free = give(this.free, demand, this.total);
+      release: (demand, pool) => {
+        this.pools.give(pool, demand);
         this.wake();
       },
+      memory: this.memory,
       onProcessExit: freeWorker,
     });
     this.jobs = new JobSupervisor({
@@ -213,12 +243,12 @@ export class NodeAgent {
       logger: this.o.logger,
       // A job's driver holds what it asked for while it runs, as a task does.
       reserve: (demand) => {
-        if (!fits(demand, this.free)) return false;
-        this.free = take(this.free, demand);
+        if (!this.pools.fits('', demand)) return false;
+        this.pools.take('', demand);
         return true;
       },
       release: (demand) => {
-        this.free = give(this.free, demand, this.total);
+        this.pools.give('', demand);
         this.wake();
       },
       queue: (name) => this.queue(name),
@@ -239,12 +269,19 @@ export class NodeAgent {
     await this.closeEnvPools();
     for (let i = 0; i < 100 && this.running.size; i++) await new Promise((r) => setTimeout(r, 20));
     this.nodeId = newNodeId();
-    this.free = { ...this.total };
+    this.pools.reset();
+    // Queues of the old node id (its affinity, its bundles) are the head's to hand on now.
+    this.closeShapes((s) => s.pool !== '' || isNodeQueue(s.key));
     this.startProcesses();
     await this.heartbeat();
     this.jobs.start();
     this.o.logger.warn({ old, node: this.nodeId }, 'joined again as a new node');
     this.wake();
+  }
+
+  /** Task worker processes: the node's own pool and each runtime env's. */
+  private workerCount(): number {
+    return (this.pool?.all.size ?? 0) + [...this.envPools.values()].reduce((n, p) => n + p.pool.all.size, 0);
   }
 
   private info(): NodeInfo {
@@ -255,11 +292,12 @@ export class NodeAgent {
       state: 'alive',
       total: this.total,
       // Below zero for a moment after a waiting task takes its lent CPU back: none is free then.
-      free: Object.fromEntries(Object.entries(this.free).map(([k, v]) => [k, Math.max(0, v)])),
-      workers: (this.pool?.all.size ?? 0) + [...this.envPools.values()].reduce((n, p) => n + p.pool.all.size, 0) + (this.actorHost?.processes ?? 0),
+      free: Object.fromEntries(Object.entries(this.pools.node.free).map(([k, v]) => [k, Math.max(0, v)])),
+      workers: this.workerCount() + (this.actorHost?.processes ?? 0),
       running: this.running.size,
       startedAt: this.startedAt,
       isHeadNode: this.o.headNode,
+      ...(this.o.labels && Object.keys(this.o.labels).length ? { labels: this.o.labels } : {}),
     };
   }
 
@@ -267,7 +305,7 @@ export class NodeAgent {
 
   private async heartbeat(): Promise<void> {
     const alive = await this.redis.nodusNodeBeat(this.keys.prefix, this.nodeId, JSON.stringify(this.info()), Date.now());
-    if (alive) await Promise.all([this.actorHost.sweepKilled(), this.sweepCancelled()]);
+    if (alive) await Promise.all([this.actorHost.sweepKilled(), this.sweepCancelled(), this.bundles.sync()]);
     if (alive || this.rejoining || this.closing) return;
     this.rejoining = true;
     try {
@@ -281,12 +319,14 @@ export class NodeAgent {
   private knownShapeCount = 0;
 
   private async loadShapes(): Promise<void> {
-    const all = await this.redis.hgetall(this.keys.shapes);
+    const [all, placements] = await Promise.all([this.redis.hgetall(this.keys.shapes), this.redis.hgetall(this.keys.placements)]);
     this.knownShapeCount = Object.keys(all).length;
     for (const [key, raw] of Object.entries(all)) {
       if (this.shapes.has(key)) continue;
       const demand = JSON.parse(raw) as Resources;
-      if (!fits(demand, this.total)) continue;
+      // A constrained queue (node affinity, labels, a bundle) is opened only by the nodes it names.
+      const target = queueTarget(key, placements[key], { nodeId: this.nodeId, labels: this.o.labels, pools: this.pools });
+      if (!target || !fits(demand, this.pools.of(target.pool).total)) continue;
       const worker = new BullWorker(key, null, {
         connection: this.bull,
         prefix: this.keys.bullPrefix,
@@ -298,7 +338,7 @@ export class NodeAgent {
       });
       worker.on('error', (err) => this.o.logger.debug({ err: String(err) }, 'bullmq worker error'));
       void worker.startStalledCheckTimer();
-      this.shapes.set(key, { key, actor: key.startsWith('actor.'), demand, worker });
+      this.shapes.set(key, { key, actor: key.startsWith('actor.'), demand, worker, pool: target.pool });
       this.o.logger.info({ queue: key }, 'taking work from a new queue');
     }
   }
@@ -317,7 +357,7 @@ export class NodeAgent {
       this.woken = false;
       let took = false;
       for (const shape of dispatchOrder([...this.shapes.values()])) {
-        while (!this.closing && fits(shape.demand, this.free)) {
+        while (!this.closing && this.shapes.get(shape.key) === shape && this.pools.fits(shape.pool, shape.demand)) {
           const token = `${this.nodeId}:${++this.tokenSeq}`;
           let job: Job<TaskJob> | undefined;
           try {
@@ -328,7 +368,7 @@ export class NodeAgent {
           if (!job) break;
           // A waiting task can take its lent CPU back while the fetch is under way: then the node runs
           // over its total for a moment, as after any reclaim, and takes nothing more until it is back.
-          this.free = fits(shape.demand, this.free) ? take(this.free, shape.demand) : reclaim(this.free, shape.demand);
+          this.pools.take(shape.pool, shape.demand);
           took = true;
           if (shape.actor) void this.hostActor(shape, job as unknown as Job<ActorJob>, token);
           else void this.runLease(shape, job, token);
@@ -353,7 +393,7 @@ export class NodeAgent {
         pool = await this.envPool(shape, job, env, token);
       } catch (err) {
         await this.failSetup(shape, job, token, err).catch((e) => this.o.logger.error({ job: job.id, err: String(e) }, 'could not report a runtime env failure'));
-        this.free = give(this.free, shape.demand, this.total);
+        this.pools.give(shape.pool, shape.demand);
         this.wake();
         return;
       }
@@ -368,17 +408,24 @@ export class NodeAgent {
     const onBlocked = (blocked: boolean) => {
       if (blocked && !lent && cpu > 0) {
         lent = cpu;
-        this.free = give(this.free, { CPU: cpu }, this.total);
+        this.pools.give(shape.pool, { CPU: cpu });
         this.wake();
       } else if (!blocked && lent) {
-        this.free = reclaim(this.free, { CPU: lent });
+        this.pools.reclaim(shape.pool, { CPU: lent });
         lent = 0;
-        if ((this.free.CPU ?? 0) < 0) worker.send({ t: 'yield' });
+        if ((this.pools.of(shape.pool).free.CPU ?? 0) < 0) worker.send({ t: 'yield' });
       }
     };
     const onStart = (t: TaskStart) => {
       if (run) this.running.delete(run.id);
       run = { id: t.id, jobId: t.job, index: t.index, token, shape, worker, job: t.job === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
+      const r = run;
+      // The memory monitor: a task that grows past the memory it asked for is stopped, not the node.
+      if (shape.demand.memory) this.memory.watch(worker.pid, shape.demand.memory, (rss) => {
+        if (run !== r) return;
+        r.oom = rss;
+        worker.kill('SIGKILL');
+      });
       this.running.set(t.id, run);
       if (run.cancelled) worker.kill('SIGKILL');
     };
@@ -393,7 +440,8 @@ export class NodeAgent {
       else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
     } finally {
       if (run) this.running.delete(run.id);
-      this.free = give(this.free, lent ? { ...shape.demand, CPU: cpu - lent } : shape.demand, this.total);
+      if (shape.demand.memory) this.memory.unwatch(worker.pid);
+      this.pools.give(shape.pool, lent ? { ...shape.demand, CPU: cpu - lent } : shape.demand);
       this.wake();
     }
   }
@@ -450,7 +498,19 @@ export class NodeAgent {
     if (!job?.data) return;
     if (job.data.more?.length) {
       const ctx = { redis: this.redis, keys: this.keys, queue: (name: string) => this.queue(name) };
-      return settleBundle(ctx, run.shape.key, job, run.token, run.index, run.cancelled, `${exit.message}; last worker pid ${run.worker.pid} on node ${this.nodeId}`);
+      let index = run.index;
+      if (run.oom !== undefined) {
+        // The task that grew past its memory fails; the bundle's later ones go back to the queue.
+        const t = [job.data, ...job.data.more][index];
+        await settleCall(this.redis, this.keys, t.id, t.caller, failureBytes(oomFailure(t.fn.name, run, this.nodeId)), this.keys.jobLock(run.shape.key, run.jobId), run.token);
+        index++;
+      }
+      return settleBundle(ctx, run.shape.key, job, run.token, index, run.cancelled, `${exit.message}; last worker pid ${run.worker.pid} on node ${this.nodeId}`);
+    }
+    if (run.oom !== undefined) {
+      await this.complete(run, job, failureBytes(oomFailure(job.data.fn.name, run, this.nodeId)));
+      await job.moveToCompleted(null, run.token, false);
+      return;
     }
     if (!run.cancelled) return this.onCrash(run, job, exit);
     const cancelled = cancelledFailure(job.data.fn.name);
@@ -471,10 +531,10 @@ export class NodeAgent {
     try {
       await job.moveToCompleted(null, token, false);
       if (job.data?.v !== PROTOCOL_VERSION || typeof job.data.actorId !== 'string') throw new Error('malformed actor job');
-      await this.actorHost.host(job.data.actorId, shape.demand);
+      await this.actorHost.host(job.data.actorId, shape.demand, shape.pool);
     } catch (err) {
       this.o.logger.error({ job: job.id, err: String(err) }, 'could not host actor');
-      this.free = give(this.free, shape.demand, this.total);
+      this.pools.give(shape.pool, shape.demand);
       this.wake();
     }
   }
@@ -506,6 +566,7 @@ export class NodeAgent {
   }
 
   private onControl(msg: ControlMessage): void {
+    if (msg.type === 'bundles') return;
     if (msg.type === 'kill') {
       if (this.actorHost.kill(msg.actorId)) this.o.logger.info({ actor: msg.actorId, noRestart: msg.noRestart }, 'killing actor process');
       return;
@@ -564,6 +625,19 @@ export class NodeAgent {
     });
   }
 
+  /** Stops taking from the queues `which` picks (a bundle released, a node id given up), and stops the tasks running from them. */
+  private closeShapes(which: (s: Shape) => boolean): void {
+    for (const s of [...this.shapes.values()].filter(which)) {
+      this.shapes.delete(s.key);
+      void s.worker.close(true).catch(() => undefined);
+      for (const r of this.running.values()) {
+        if (r.shape !== s || r.cancelled) continue;
+        r.cancelled = true;
+        r.worker.kill('SIGKILL');
+      }
+    }
+  }
+
   /** Leaves the cluster: stops taking work, stops its workers, and marks the node dead. */
   async stop(): Promise<void> {
     if (this.closing) return;
@@ -571,6 +645,7 @@ export class NodeAgent {
     this.wake();
     for (const t of this.timers) clearInterval(t);
     await this.jobs?.close();
+    this.memory.stop();
     await this.actorHost?.stop();
     await this.pool?.close();
     await this.closeEnvPools();
@@ -590,4 +665,22 @@ export class NodeAgent {
     this.bull.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** A queue pinned to one node by affinity (`@node-…`, `@soft-node-…`). */
+function isNodeQueue(queue: string): boolean {
+  return /@(soft-)?node-/.test(queue);
+}
+
+/** OutOfMemoryError: the task's worker grew past the memory it asked for and was stopped. */
+function oomFailure(task: string, run: { oom?: number; shape: { demand: Resources }; worker: { pid: number } }, node: string): SerializedFailure {
+  const limit = run.shape.demand.memory ?? 0;
+  return {
+    kind: 'oom',
+    task,
+    name: 'OutOfMemoryError',
+    message:
+      `task ${task} used ${mib(run.oom ?? 0)} of memory, more than the ${mib(limit)} it asked for (memory: ${limit}), so its worker process (pid ${run.worker.pid}) on node ${node} was stopped; the node is fine. ` +
+      'Ask for more with .options({ memory: <bytes> }), or make the task use less.',
+  };
 }

@@ -18,6 +18,7 @@ import { INLINE_RESULT_BYTES, Keys, Note, isEnvRelative, type ActorCall, type Ac
 import { inheritedEnv } from '../runtime/internal/runtime-env';
 import { lookupRemote } from '../runtime/remote';
 import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
+import { retryLine, shouldRetry } from './retries';
 import { TaskQueue, checkJob } from './task-queue';
 
 const workerId = process.env.NODUS_WORKER_ID!;
@@ -78,7 +79,10 @@ async function loadFunction(given: FunctionDescriptor): Promise<(...args: unknow
 function failureOf(err: unknown, task: string): SerializedFailure {
   if (err instanceof TaskError) return toFailure(err.cause, 'task', err.taskName);
   if (err instanceof NodusError) {
-    const kind = err.code === 'WORKER_CRASHED' ? 'crash' : err.code === 'TASK_CANCELLED' ? 'cancelled' : err.code === 'OBJECT_LOST' ? 'lost' : err.code === 'OBJECT_STORE_FULL' ? 'full' : 'system';
+    const kinds: Record<string, SerializedFailure['kind']> = {
+      WORKER_CRASHED: 'crash', TASK_CANCELLED: 'cancelled', OBJECT_LOST: 'lost', OBJECT_STORE_FULL: 'full', OUT_OF_MEMORY: 'oom', TASK_UNSCHEDULABLE: 'unschedulable',
+    };
+    const kind = kinds[err.code] ?? 'system';
     return { ...toFailure(err, kind, task), kind };
   }
   return toFailure(err, 'task', task);
@@ -114,20 +118,55 @@ async function loadArgs(ctx: CoreContext, inline: Buffer | null, argsRef: string
   return args.some(isObjectRef) ? Promise.all(args.map((a) => (isObjectRef(a) ? ctx.get(a, undefined) : a))) : args;
 }
 
-/** Runs one task and encodes its outcome: the value (inline or stored by this process) or the failure. */
-async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer | null; chunks: number; inner: string[]; failure?: SerializedFailure }> {
+/** An encoded outcome: the value inline (or null when this process stored it), its chunks, the refs inside. */
+interface Outcome {
+  value: Buffer | null;
+  chunks: number;
+  inner: string[];
+  /** With numReturns > 1: the other returns, each its own object (`<task id>.<i>`), reported before the task. */
+  extras?: { id: string; out: Outcome }[];
+  /** The task failed: why (for its task events). */
+  failure?: SerializedFailure;
+}
+
+/**
+ * Runs one task and encodes its outcome: the value (inline or stored by this process) or the failure.
+ * A function that throws runs again while retryExceptions names the error and maxRetries has runs left
+ * (`used`: retries spent on this task before, its worker's deaths).
+ */
+async function runTask(ctx: CoreContext, job: TaskJob, used = 0): Promise<Outcome> {
   ctx.ownerId = job.owner;
   ctx.current = { taskId: job.id, nodeId };
   try {
     const fn = await loadFunction(job.fn);
     const args = await loadArgs(ctx, job.args !== null ? Buffer.from(job.args, 'base64') : null, job.argsRef);
     ctx.onBlocked = reportBlocked;
-    let result = fn(...args);
-    if (isAsyncIterator(result)) {
-      // A generator task streams its items to the caller; its own result is the item count.
-      result = await produce(ctx, result, { streamId: job.id, consumer: job.caller, owner: job.owner, name: job.fn.name });
+    let result: unknown;
+    let streamed = false;
+    for (let retry = 1; ; retry++) {
+      try {
+        result = fn(...args);
+        if ((streamed = isAsyncIterator(result))) {
+          // A generator task streams its items to the caller; its own result is the item count.
+          result = await produce(ctx, result, { streamId: job.id, consumer: job.caller, owner: job.owner, name: job.fn.name });
+        }
+        result = await result;
+        break;
+      } catch (err) {
+        const left = job.maxRetries - used - (retry - 1);
+        // A generator's items already went out: it is not run again.
+        if (left <= 0 || streamed || !shouldRetry(err, job.retryExceptions)) throw err;
+        console.error(retryLine(job.fn.name, err, used + retry, job.maxRetries));
+      }
     }
-    return await packResult(ctx, job.id, await result, job.fn.name);
+    const n = job.numReturns ?? 1;
+    if (n === 1) return await packResult(ctx, job.id, result, job.fn.name);
+    if (!Array.isArray(result) || result.length !== n) {
+      throw new NodusError(`${job.fn.name} has numReturns ${n}, so it must return a list of ${n} values; it returned ${Array.isArray(result) ? `a list of ${result.length}` : typeof result}.`);
+    }
+    const extras: Outcome['extras'] = [];
+    for (let i = 1; i < n; i++) extras.push({ id: `${job.id}.${i}`, out: await packResult(ctx, `${job.id}.${i}`, result[i], `${job.fn.name} (return ${i})`) });
+    return { ...(await packResult(ctx, job.id, result[0], job.fn.name)), extras };
   } catch (err) {
     const failure = failureOf(err, job.fn.name);
     return { value: failureBytes(failure), chunks: 0, inner: [], failure };
@@ -209,8 +248,16 @@ async function runJob(ctx: CoreContext, queue: string, job: Job<TaskJob>, token:
     // The agent knows of the lease's first task already.
     if (!(firstJob && i === 0)) send({ t: 'start', id: t.id, job: job.id!, index: i, owner: t.owner, name: t.fn.name });
     ctx.observer.running(t.id, t.fn.name, nodeId, workerId, job.attemptsMade + (t.retried ?? 0) + 1, job.timestamp);
-    const out = cancelled[i] ? { value: failureBytes(cancelledFailure(t.fn.name)), chunks: 0, inner: [], failure: cancelledFailure(t.fn.name) } : await runTask(ctx, t);
+    const out: Outcome = cancelled[i]
+      ? { value: failureBytes(cancelledFailure(t.fn.name)), chunks: 0, inner: [], failure: cancelledFailure(t.fn.name) }
+      : await runTask(ctx, t, (t.retried ?? 0) + (i === 0 ? job.attemptsMade : 0));
     ctx.observer.ended(t.id, t.fn.name, nodeId, workerId, out.failure);
+    // The other returns first: stored (and their owner told) before the task's own completion ends the job.
+    for (const x of out.extras ?? []) {
+      const n = encode([Note.Done, x.id, x.out.value]).bytes;
+      const r = reporter().nodusComplete(ctx.keys.prefix, x.id, ctx.keys.inbox(t.caller), x.out.value ?? '', n, x.out.chunks, lock, token, '', 0, ...x.out.inner);
+      reports.push(r.catch((err) => settleFull(ctx, err, x.out.value, x.id, t.caller, t.fn.name)));
+    }
     const note = encode([Note.Done, t.id, out.value]).bytes;
     const report = reporter().nodusComplete(ctx.keys.prefix, t.id, ctx.keys.inbox(t.caller), out.value ?? '', note, out.chunks, lock, token, progress, i, ...out.inner);
     reports.push(report.catch((err) => settleFull(ctx, err, out.value, t.id, t.caller, t.fn.name)));
@@ -243,6 +290,7 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
   const mbox = ctx.keys.mailbox(actorId);
   const runList = ctx.keys.running(actorId);
   const limit = Math.max(1, Number(rec.maxConcurrency) || 1);
+  const retryOn = { on: rec.retryExceptions ? (JSON.parse(rec.retryExceptions) as true | string[]) : undefined, max: Number(rec.maxTaskRetries || 0) };
   const blocking = connect(process.env.NODUS_ADDRESS!, { blocking: true, name: `nodus:actor:${actorId}` });
   // Not auto-pipelined: a "started" mark is written to the socket before the method runs, so it reaches
   // Redis even if the process dies in the method; a call taken just as the process died has no mark.
@@ -284,7 +332,7 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
   /** Marks a call as begun (before it runs: a restart then knows it may have had effects) and runs it. */
   function begin(call: Buffer, fetch: number): Promise<Reported> {
     void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
-    return handleCall(ctx, marks, actorId, rec.cls, instance, call, fetch);
+    return handleCall(ctx, marks, actorId, rec.cls, instance, call, fetch, retryOn);
   }
 
   async function runOne(call: Buffer): Promise<void> {
@@ -326,8 +374,17 @@ interface Reported {
 }
 
 /** Runs one call, then sends its report (which, with `fetch`, also takes up to that many next calls); does not wait for Redis. */
-async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: string, cls: string, instance: Record<string, unknown>, raw: Buffer, fetch: number): Promise<Reported> {
-  const [id, method, argsBytes, argsRef, caller, owner, generator] = decode<ActorCall>(raw);
+async function handleCall(
+  ctx: CoreContext,
+  reports: ObjectCommands,
+  actorId: string,
+  cls: string,
+  instance: Record<string, unknown>,
+  raw: Buffer,
+  fetch: number,
+  retry: { on: true | string[] | undefined; max: number },
+): Promise<Reported> {
+  const [id, method, argsBytes, argsRef, caller, owner, generator, tries] = decode<ActorCall>(raw);
   const name = `${cls}.${method}`;
   let out: { value: Buffer | null; chunks: number; inner: string[] };
   ctx.current = { taskId: id, nodeId };
@@ -335,12 +392,23 @@ async function handleCall(ctx: CoreContext, reports: ObjectCommands, actorId: st
     const fn = instance[method];
     if (typeof fn !== 'function') throw new NodusError(`actor ${cls} has no method '${method}'.`);
     const args = await loadArgs(ctx, argsBytes ? Buffer.from(argsBytes) : null, argsRef);
-    let result = fn.apply(instance, args);
-    if (generator) {
-      if (!isAsyncIterator(result)) throw new NodusError(`${name} was called as a generator but returned no async iterator.`);
-      result = await produce(ctx, result, { streamId: id, consumer: caller, owner, name });
+    let result: unknown;
+    // A method that throws runs again while retryExceptions names the error and maxTaskRetries allows.
+    for (let n = 1; ; n++) {
+      try {
+        result = fn.apply(instance, args);
+        if (generator) {
+          if (!isAsyncIterator(result)) throw new NodusError(`${name} was called as a generator but returned no async iterator.`);
+          result = await produce(ctx, result, { streamId: id, consumer: caller, owner, name });
+        }
+        result = await result;
+        break;
+      } catch (err) {
+        if (generator || err instanceof NodusError || tries + n > retry.max || !shouldRetry(err, retry.on)) throw err;
+        console.error(retryLine(name, err, tries + n, retry.max));
+      }
     }
-    out = await packResult(ctx, id, await result, name);
+    out = await packResult(ctx, id, result, name);
   } catch (err) {
     out = { value: failureBytes(failureOf(err, name)), chunks: 0, inner: [] };
   }

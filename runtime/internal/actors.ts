@@ -7,6 +7,7 @@ import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorCall, type ActorJ
 import { actorFailure, diedFailure, endActor, killActor } from './actor-lifecycle';
 import type { Batch } from './batch';
 import type { Inbox } from './inbox';
+import type { Strategies } from './strategies';
 import { failureBytes, newId } from './object-store';
 import { cancelOwnedTasks } from './owned-tasks';
 import type { References } from './references';
@@ -31,6 +32,7 @@ export class Actors {
     private readonly streams: StreamTable,
     private readonly inbox: Inbox,
     private readonly envs: RuntimeEnvs,
+    private readonly strategies: Strategies,
   ) {}
 
   /** Creates an actor: its record and name at once (in this tick's batch), its placement once its arguments are ready. */
@@ -70,6 +72,9 @@ export class Actors {
       killed: '0',
       createdAt: String(Date.now()),
       env: env && !(env instanceof Promise) ? JSON.stringify(env.desc) : '',
+      placement: opts.placement ? JSON.stringify(opts.placement) : '',
+      pg: opts.placement?.kind === 'bundle' ? opts.placement.pg : '',
+      retryExceptions: opts.retryExceptions ? JSON.stringify(opts.retryExceptions) : '',
     };
     const taken = actorFailure(
       `cannot create actor ${cls.name}: the name '${opts.name}' is taken in namespace '${opts.namespace}'. ` +
@@ -86,6 +91,8 @@ export class Actors {
     // An actor's creation holds no pending entry: its "completion" is the actor going alive.
     const place = (ready: PreparedEnv | undefined) => {
       if (ready) queued.queue = actorQueueName(shape, ready.desc.key);
+      // A placement constrains the env's queue (or the plain one).
+      this.strategies.place(queued, opts.placement);
       if (!deps.length) this.batch.enqueue(entry, queued);
       else void this.refs.enqueueWhenReady(entry, queued, deps);
       this.batch.scheduleFlush();
@@ -203,3 +210,4 @@ export class Actors {
     await cancelOwnedTasks({ redis: this.state.redis, keys: this.state.keys, queue: (q) => this.state.queues.get(q) }, actorId);
   }
 }
+

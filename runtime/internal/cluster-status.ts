@@ -1,7 +1,7 @@
 /** @module Reads the cluster's state from Redis: what `nodus status` prints. */
 import { Queue } from 'bullmq';
 import { ServingKeys, type HostInfo } from '../protocol/serving';
-import { Keys, type ActorRecord, type DriverInfo, type HeadInfo, type NodeInfo, type Resources } from '../protocol';
+import { Keys, type ActorRecord, type DriverInfo, type HeadInfo, type NodeInfo, type PlacementGroupRecord, type Resources } from '../protocol';
 import { connect, redact, waitForRedis } from './redis';
 
 export interface ClusterStatus {
@@ -16,6 +16,8 @@ export interface ClusterStatus {
   infeasible: { shape: string; demand: Resources; waiting?: number; task?: string; since: number }[];
   /** Model hosts of model serving, with the device each runs on. */
   modelHosts: HostInfo[];
+  /** Placement groups: state, strategy, bundles and the node holding each ('' while none does). */
+  placementGroups: Pick<PlacementGroupRecord, 'id' | 'name' | 'strategy' | 'state' | 'bundles' | 'nodes' | 'infeasible' | 'createdAt'>[];
 }
 
 function add(into: Resources, r: Resources): void {
@@ -62,6 +64,10 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
       actors.push({ id, cls: a.cls, name: a.name, namespace: a.namespace, node: a.node, state: a.state, restarts: Number(a.restarts), detached: a.detached === '1', demand: JSON.parse(a.demand) as Resources });
     }
     const modelHosts = Object.values(await redis.hgetall(new ServingKeys(namespace).hosts)).map((raw) => JSON.parse(raw) as HostInfo);
+    const placementGroups = (await redis.hvals(keys.placementGroups))
+      .map((raw) => JSON.parse(raw) as PlacementGroupRecord)
+      .sort((a, b) => a.createdAt - b.createdAt)
+      .map(({ id, name, strategy, state, bundles, nodes, infeasible, createdAt }) => ({ id, name, strategy, state, bundles, nodes, infeasible, createdAt }));
     const beat = Number(headRaw.beat ?? 0);
     const head = headRaw.startedAt
       ? {
@@ -87,6 +93,7 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
       tasks,
       actors,
       modelHosts,
+      placementGroups,
       infeasible: Object.entries(infeasibleRaw).map(([shape, raw]) => ({ shape, ...(JSON.parse(raw) as { demand: Resources; since: number }) })),
     };
   } finally {

@@ -12,11 +12,13 @@ import { Inbox } from './inbox';
 import { MetricsPusher } from './metrics';
 import { TaskObserver } from './observer';
 import { failureBytes, type CommandClient } from './object-store';
+import { removeOwnedGroups } from './placement-groups';
 import { Queues } from './queues';
 import { connect, redact, waitForRedis } from './redis';
 import { References } from './references';
 import { RuntimeEnvs, type PreparedEnv } from './runtime-env';
 import { StreamTable, type ProducerHost, type RefStream } from './streams';
+import { Strategies } from './strategies';
 import { Submitter } from './submission';
 import type { ProcessState } from './tasks';
 
@@ -95,8 +97,9 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     this.streams = new StreamTable(this.refs, this.batch, this.keys);
     this.inbox = new Inbox(this.state, this.refs, this.streams);
     this.envs = new RuntimeEnvs(this.redis, this.keys, config.runtimeEnv, config.inheritedEnv);
-    this.actors = new Actors(this.state, this.batch, this.refs, this.streams, this.inbox, this.envs);
-    this.submitter = new Submitter(this.state, this.batch, this.refs, this.streams, this.inbox, this.actors, this.envs);
+    const strategies = new Strategies(this.state);
+    this.actors = new Actors(this.state, this.batch, this.refs, this.streams, this.inbox, this.envs, strategies);
+    this.submitter = new Submitter(this.state, this.batch, this.refs, this.streams, this.inbox, this.actors, this.envs, strategies);
   }
 
   /** Root driver that owns what this process creates; a worker sets it per task. */
@@ -259,6 +262,8 @@ export class CoreContext implements RuntimeContext, ProducerHost {
         const owned = await this.redis.smembers(this.keys.ownedActors(this.procId));
         await Promise.all(owned.map((id) => this.killActor(id, true, `its driver ${this.procId} shut down`)));
       });
+      // So do its placement groups (Ray removes a job's groups when it ends).
+      await step("remove this driver's placement groups", () => removeOwnedGroups(this));
     }
     this.state.closed = true;
     clearInterval(this.heartbeat);

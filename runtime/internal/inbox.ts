@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { Note, type LogMessage } from '../protocol';
 import { isFailure } from './object-store';
 import { connect } from './redis';
+import { failReturns } from './returns';
 import type { References } from './references';
 import { decode } from './serialization';
 import type { StreamTable } from './streams';
@@ -69,6 +70,7 @@ export class Inbox {
       inline = after;
     }
     this.state.pending.delete(id);
+    if (entry.returns && inline && isFailure(inline)) failReturns(this.state, entry, inline, (rid, bytes) => this.onCompletion(rid, bytes));
     const stream = this.streams.get(id);
     if (stream) stream.onDone(inline);
     else if (inline) this.refs.cacheLocal(id, inline);

@@ -158,6 +158,8 @@ export interface HeadProcessOptions extends NodeProcessOptions {
 export interface AgentProcessOptions extends NodeProcessOptions {
   resources: Resources;
   headNode?: boolean;
+  /** Node labels, matched by labelSelector. */
+  labels?: Record<string, string>;
 }
 
 /** Forks a cluster process and waits for its `ready` message. */
@@ -250,6 +252,7 @@ export function spawnIngress(o: IngressProcessOptions): Promise<StartedProcess &
 export async function spawnAgent(o: AgentProcessOptions): Promise<StartedProcess & { nodeId: string }> {
   const args = ['--resources', JSON.stringify(o.resources)];
   if (o.headNode) args.push('--head-node');
+  if (o.labels && Object.keys(o.labels).length) args.push('--labels', JSON.stringify(o.labels));
   const started = await forkReady(entryPoint('agent'), args, o);
   return { ...started, nodeId: String(started.info.nodeId) };
 }

@@ -9,6 +9,8 @@ import type { Batch, BatchContents } from './batch';
 import type { Inbox } from './inbox';
 import { failureBytes, newId, storeError } from './object-store';
 import { isFeasible, largestNode } from './policy';
+import { openReturns } from './returns';
+import { failPlacement, type Strategies } from './strategies';
 import { checkRef, type References } from './references';
 import { envModulePath, type PreparedEnv, type RuntimeEnvs } from './runtime-env';
 import { encode } from './serialization';
@@ -34,6 +36,7 @@ export class Submitter {
     private readonly inbox: Inbox,
     private readonly actors: Actors,
     private readonly envs: RuntimeEnvs,
+    private readonly strategies: Strategies,
   ) {}
 
   /** Submits a task; returns its ref at once. Bad arguments throw here, at the call site. */
@@ -68,6 +71,8 @@ export class Submitter {
       caller: this.state.procId,
       demand: opts.demand,
       maxRetries: opts.maxRetries,
+      ...(opts.numReturns > 1 ? { numReturns: opts.numReturns } : {}),
+      ...(opts.retryExceptions ? { retryExceptions: opts.retryExceptions } : {}),
     };
     const deps = args.filter(isObjectRef).map((r) => r.id);
     const packed = this.refs.packArgs(enc, entry.args, deps);
@@ -78,8 +83,11 @@ export class Submitter {
     const go = (ready: PreparedEnv | undefined) => {
       if (ready) {
         job.env = ready.desc;
-        queued.queue = entry.queue = taskQueueName(shape, ready.desc.key);
+        queued.queue = taskQueueName(shape, ready.desc.key);
       }
+      // A placement constrains the env's queue (or the plain one): `task.<shape>[~env]@<constraint>`.
+      this.strategies.place(queued, opts.placement, opts.bundleChoices);
+      entry.queue = queued.queue;
       if (!deps.length) this.batch.enqueue(entry, queued);
       else void this.refs.enqueueWhenReady(entry, queued, deps);
       this.batch.scheduleFlush();
@@ -90,6 +98,8 @@ export class Submitter {
         if (!this.state.closed && !entry.cancelled) return settleWith(this.state, id, failureBytes(envFailure(name, err)));
       }).catch(() => undefined);
     }
+    // numReturns: the task's other return objects, each with a ref of its own.
+    if (opts.numReturns > 1) return openReturns(this.state, this.refs, this.batch, entry, id, opts.numReturns, result as ObjectRef) as unknown as ObjectRef;
     return result;
   }
 
@@ -97,10 +107,14 @@ export class Submitter {
   async flush({ creates, jobs, refOps, actorCreates, actorCalls, notes }: BatchContents): Promise<void> {
     // Known before anything is sent, so the commands below go out in order.
     const cpus = jobs.length >= 2 * BUNDLE_PER_CPU ? await this.clusterCpus() : 0;
+    // SPREAD and node affinity pick a node's queue among the alive nodes; an impossible hard affinity fails here.
+    const unplaceable = this.strategies.needsNodes(jobs) ? this.strategies.route(jobs, await this.clusterNodes().catch(() => [])) : [];
+    if (unplaceable.length) jobs = jobs.filter((q) => !unplaceable.some((u) => u.job === q));
     const work: Promise<unknown>[] = [];
     // Order matters and holds: one connection, commands issued in this order.
     for (const part of slices(creates)) work.push(this.state.redis.nodusCreate(this.state.keys.prefix, this.state.ownerId, this.state.procId, ...part));
     for (const c of actorCreates) work.push(this.state.redis.nodusActorCreate(...c.args));
+    for (const u of unplaceable) work.push(failPlacement(this.state, u.job, u.failure));
     const byQueue = new Map<string, QueuedJob[]>();
     for (const q of jobs) {
       const list = byQueue.get(q.queue);
@@ -110,6 +124,9 @@ export class Submitter {
     for (const [queue, list] of byQueue) {
       if (!this.knownShapes.has(queue)) {
         this.knownShapes.add(queue);
+        // Before the shape: an agent that sees a new queue reads its constraint at once.
+        const constraint = this.strategies.constraintOf(queue);
+        if (constraint) work.push(this.state.redis.hset(this.state.keys.placements, queue, JSON.stringify(constraint)));
         // Registered again by the next submission if this write fails (Redis out of memory, say): node
         // agents only take work from queues they find here.
         work.push(this.state.redis.hset(this.state.keys.shapes, queue, JSON.stringify(list[0].demand)).catch((err) => {
@@ -178,8 +195,8 @@ export class Submitter {
 
   /** Warns the submitter when no node in the cluster could ever run a task (or host an actor) of this shape. */
   private async checkFeasible(shape: string, demand: Resources, name: string): Promise<void> {
-    const nodes = await this.clusterNodes();
-    if (isFeasible(demand, nodes)) return;
+    const nodes = this.strategies.eligible(shape, await this.clusterNodes());
+    if (!nodes || isFeasible(demand, nodes)) return;
     await this.state.redis.hset(this.state.keys.infeasible, shape, JSON.stringify({ demand, task: name, since: Date.now() }));
     if (this.warnedShapes.has(shape)) return;
     this.warnedShapes.add(shape);
@@ -195,8 +212,11 @@ export class Submitter {
   }
 
   /** Cancels a task this process submitted: dequeued if waiting, its worker process killed if running. */
-  async cancel(ref: ObjectRef, force: boolean): Promise<void> {
-    checkRef(ref, 'cancel()');
+  async cancel(given: ObjectRef, force: boolean): Promise<void> {
+    checkRef(given, 'cancel()');
+    // One of a task's other returns (numReturns): cancels the task.
+    const of = this.state.pending.get(given.id)?.of;
+    const ref = of ? { id: of } : given;
     const entry = this.state.pending.get(ref.id);
     if (!entry || entry.cancelled) return;
     if (!entry.shape) throw new ConfigError('cancel() of an actor call is not supported; kill(actor) stops the actor.');

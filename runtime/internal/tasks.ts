@@ -1,6 +1,6 @@
 /** @module What the parts of a process's runtime share: its connection and names, and the tasks it has submitted and not yet seen finish. */
 import { RuntimeEnvError, toFailure, type SerializedFailure } from '../errors';
-import type { ActorJob, Keys, Resources, TaskJob } from '../protocol';
+import type { ActorJob, Keys, Placement, Resources, TaskJob } from '../protocol';
 import { settleCall, type CommandClient } from './object-store';
 import type { TaskObserver } from './observer';
 import type { Queues } from './queues';
@@ -54,6 +54,10 @@ export interface PendingTask {
   bundled?: boolean;
   /** Times it ran again after a lost argument was rebuilt. */
   rebuilds?: number;
+  /** With numReturns > 1: the ids of its other returns, settled with its failure if it fails. */
+  returns?: string[];
+  /** One of another task's returns: that task's id (cancel() goes there). */
+  of?: string;
 }
 
 export interface QueuedJob {
@@ -64,6 +68,8 @@ export interface QueuedJob {
   id: string;
   data: TaskJob | ActorJob;
   attempts: number;
+  /** Where it may run, if the options said (routed to a constrained queue by Strategies). */
+  placement?: Placement;
 }
 
 export interface ActorCreate {

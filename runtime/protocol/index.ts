@@ -68,6 +68,18 @@ export class Keys {
   envPackage(hash: string): string { return `${this.prefix}:pkg:${hash}`; }
   /** The i-th chunk of a stored package's bytes (a gzipped tar). */
   envPackageChunk(hash: string, i: number): string { return `${this.prefix}:pkg:${hash}:${i}`; }
+  /** Constrained queues (node affinity, labels, bundles): queue name to its QueueConstraint (JSON). */
+  get placements(): string { return `${this.prefix}:placements`; }
+  /** Placement groups: id to PlacementGroupRecord (JSON). */
+  get placementGroups(): string { return `${this.prefix}:pgs`; }
+  /** The bundles the head asked a node to hold: `<pg>-<index>` to BundleEntry (JSON). */
+  nodeBundles(node: string): string { return `${this.prefix}:bundles:${node}`; }
+  /** Placement groups whose removal was asked for (the head releases their bundles and drops them). */
+  get removedPlacementGroups(): string { return `${this.prefix}:pgs-removed`; }
+  /** A placement group's reservation replies: bundle index to `ok:<node>` or `no:<node>`. */
+  bundleReplies(pg: string): string { return `${this.prefix}:pg-replies:${pg}`; }
+  /** Pub/sub: wakes the head's placement of groups (a group made, removed, a reservation answered). */
+  get placementChannel(): string { return `${this.prefix}:placement`; }
 }
 
 /** Resources are named counts; CPU and GPU are the built-in ones. */
@@ -127,6 +139,10 @@ export interface TaskJob {
   retried?: number;
   /** The runtime env it runs in (its queue is that env's); none: the node's own code and environment. */
   env?: RuntimeEnvDescriptor;
+  /** Objects the task returns (its result is a list of that many values): 1 when left out. */
+  numReturns?: number;
+  /** Run again (within maxRetries) when the function throws: true for any error, else these error names. */
+  retryExceptions?: true | string[];
   /**
    * A bundle: tasks of the same shape and submitter that run after this one, in order, in the same job.
    * A driver that submits many tasks at once bundles them (one queue operation for several tasks);
@@ -143,7 +159,11 @@ export interface Completion {
 }
 
 /** Control message published on the control channel. */
-export type ControlMessage = { type: 'cancel'; id: string; force: boolean } | { type: 'kill'; actorId: string; noRestart: boolean };
+export type ControlMessage =
+  | { type: 'cancel'; id: string; force: boolean }
+  | { type: 'kill'; actorId: string; noRestart: boolean }
+  /** The head changed the bundles a node holds (see Keys.nodeBundles): that node syncs them now. */
+  | { type: 'bundles'; node: string };
 
 /** Log lines a worker printed, published to the driver that owns the task. */
 export interface LogMessage {
@@ -167,6 +187,8 @@ export interface NodeInfo {
   diedAt?: number;
   deathReason?: string;
   isHeadNode?: boolean;
+  /** Labels given at `nodus worker join --labels`, matched by labelSelector. */
+  labels?: Record<string, string>;
 }
 
 export interface DriverInfo {
@@ -187,6 +209,8 @@ export interface HeadInfo {
   /** The cluster-wide Prometheus metrics the head serves. */
   metricsUrl?: string;
 }
+
+export * from './placement';
 
 /** Canonical name of a resource demand, usable as a BullMQ queue name. */
 export function shapeKey(demand: Resources): string {
@@ -254,6 +278,12 @@ export interface ActorRecord {
   /** While the head moves it off a dead node: that node, and the placement job's id (a head killed midway leaves the move to the next). */
   movingFrom?: string;
   moveJob?: string;
+  /** JSON of its Placement (schedulingStrategy, labels, bundle), '' for none: it is placed again through it after its node died. */
+  placement?: string;
+  /** The placement group it runs in, '' for none. */
+  pg?: string;
+  /** JSON: retry a method that threw (within maxTaskRetries): true, or a list of error names. */
+  retryExceptions?: string;
 }
 
 /**

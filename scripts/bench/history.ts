@@ -26,8 +26,8 @@ export interface HistoryEntry {
   /** Uncommitted changes to tracked files (the history file aside): the commit alone does not say what ran. */
   dirty: boolean;
   mode: 'quick' | 'full';
-  /** What the run measured: everything, or only the --services, --serving, --runtime-env, --deploy or --observability section. */
-  section: 'all' | 'services' | 'serving' | 'runtime-env' | 'deploy' | 'observability';
+  /** What the run measured: everything, or only one section (--services, --serving, --runtime-env, --deploy, --observability, --parity). */
+  section: 'all' | 'services' | 'serving' | 'runtime-env' | 'deploy' | 'observability' | 'parity';
   machine: ReturnType<typeof machine>;
   rows: HistoryRow[];
 }

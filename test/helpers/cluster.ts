@@ -16,6 +16,8 @@ export interface ClusterSpec {
   cpus?: number;
   /** Resources per node, overriding cpus: one entry per node. */
   nodeResources?: Resources[];
+  /** Labels per node (`--labels`), by index. */
+  nodeLabels?: (Record<string, string> | undefined)[];
   nodeTimeoutMs?: number;
   driverTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
@@ -29,7 +31,7 @@ export interface TestCluster {
   agents: (StartedProcess & { nodeId: string })[];
   /** A plain client on the cluster's Redis, to look at keys. */
   redis: Redis;
-  addNode(resources: Resources, index?: number): Promise<StartedProcess & { nodeId: string }>;
+  addNode(resources: Resources, index?: number, labels?: Record<string, string>): Promise<StartedProcess & { nodeId: string }>;
   stop(): Promise<void>;
 }
 
@@ -43,13 +45,13 @@ export async function startCluster(spec: ClusterSpec = {}): Promise<TestCluster>
   const head = await spawnHead({ address, attached: true, logFile: join(dir, 'head.log'), nodeTimeoutMs: spec.nodeTimeoutMs, driverTimeoutMs: spec.driverTimeoutMs, env });
   const agents: TestCluster['agents'] = [];
   // agents[i] is the node started with resources[i], whichever comes up first.
-  const addNode = async (resources: Resources, index = agents.length) => {
-    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${index}.log`), resources, headNode: index === 0, env });
+  const addNode = async (resources: Resources, index = agents.length, labels?: Record<string, string>) => {
+    const a = await spawnAgent({ address, attached: true, logFile: join(dir, `agent-${index}.log`), resources, headNode: index === 0, env, labels });
     agents[index] = a;
     return a;
   };
   const resources = spec.nodeResources ?? Array.from({ length: spec.nodes ?? 2 }, () => ({ CPU: spec.cpus ?? 2 }));
-  await Promise.all(resources.map((r, i) => addNode(r, i)));
+  await Promise.all(resources.map((r, i) => addNode(r, i, spec.nodeLabels?.[i])));
   const redis = new Redis(address, { maxRetriesPerRequest: null });
   redis.on('error', () => undefined);
   return {

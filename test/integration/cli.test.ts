@@ -42,7 +42,8 @@ test('start --head and worker join form a cluster that status shows, a driver us
   const status = JSON.parse((await nodus('status', '--json')).stdout);
   const alive = status.nodes.filter((n: { state: string }) => n.state === 'alive');
   expect(alive).toHaveLength(2);
-  expect(alive.map((n: { total: unknown }) => n.total)).toEqual(expect.arrayContaining([{ CPU: 1 }, { CPU: 1, accel: 2 }]));
+  // Each node also offers its free memory (tasks ask for it with `memory`).
+  expect(alive.map((n: { total: Record<string, number> }) => n.total)).toEqual(expect.arrayContaining([{ CPU: 1, memory: expect.any(Number) }, { CPU: 1, accel: 2, memory: expect.any(Number) }]));
   expect(status.head.alive).toBe(true);
   const text = (await nodus('status')).stdout;
   expect(text).toContain('Nodes: 2 alive, 0 dead');

@@ -3,7 +3,7 @@ import { resolveInitOptions, resolveNodeResources, resolveRemoteOptions } from '
 
 describe('remote options', () => {
   test('defaults: one CPU, three retries', () => {
-    expect(resolveRemoteOptions()).toEqual({ demand: { CPU: 1 }, maxRetries: 3, name: undefined });
+    expect(resolveRemoteOptions()).toEqual({ demand: { CPU: 1 }, maxRetries: 3, name: undefined, numReturns: 1 });
   });
 
   test('CPUs, GPUs and custom resources make the demand', () => {
@@ -13,14 +13,14 @@ describe('remote options', () => {
 
   test('an unknown option name is rejected with the valid ones and the likely one', () => {
     expect(() => resolveRemoteOptions({ num_cpus: 2 } as never)).toThrow(ConfigError);
-    expect(() => resolveRemoteOptions({ num_cpus: 2 } as never)).toThrow("Unknown remote option 'num_cpus'. Did you mean 'numCpus'? Valid options: numCpus, numGpus, resources, maxRetries, name, runtimeEnv.");
+    expect(() => resolveRemoteOptions({ num_cpus: 2 } as never)).toThrow("Unknown remote option 'num_cpus'. Did you mean 'numCpus'? Valid options: numCpus, numGpus, resources, maxRetries, name, runtimeEnv, memory, schedulingStrategy, labelSelector, placementGroup, bundleIndex, numReturns, retryExceptions.");
   });
 
   test('out-of-range values are errors, never clamped', () => {
     expect(() => resolveRemoteOptions({ numCpus: -1 })).toThrow('numCpus must be a number >= 0, got -1.');
     expect(() => resolveRemoteOptions({ maxRetries: 1.5 })).toThrow(/maxRetries must be an integer >= -1/);
     expect(() => resolveRemoteOptions({ resources: { 'bad name': 1 } })).toThrow(/resource name 'bad name'/);
-    expect(() => resolveRemoteOptions({ resources: { CPU: 1 } })).toThrow(/give CPU and GPU with numCpus/);
+    expect(() => resolveRemoteOptions({ resources: { CPU: 1 } })).toThrow(/give CPU, GPU and memory with numCpus/);
   });
 
   test('maxRetries -1 means no limit', () => {
@@ -40,8 +40,8 @@ describe('init and node options', () => {
     expect(() => resolveInitOptions({ adress: 'x' } as never, {})).toThrow(/Unknown init option 'adress'/);
   });
 
-  test('node resources default to the machine CPUs', () => {
-    expect(resolveNodeResources({}, 8)).toEqual({ CPU: 8 });
-    expect(resolveNodeResources({ numCpus: 0, numGpus: 2, resources: { accel: 2 } }, 8)).toEqual({ CPU: 0, GPU: 2, accel: 2 });
+  test('node resources default to the machine CPUs and its free memory', () => {
+    expect(resolveNodeResources({}, 8, 1000)).toEqual({ CPU: 8, memory: 1000 });
+    expect(resolveNodeResources({ numCpus: 0, numGpus: 2, resources: { accel: 2 }, memory: 5 }, 8)).toEqual({ CPU: 0, GPU: 2, accel: 2, memory: 5 });
   });
 });
