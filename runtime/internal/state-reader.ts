@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import { ConfigError } from '../errors';
-import { Keys, type ActorRecord, type NodeInfo, type Resources } from '../protocol';
+import { Keys, type ActorRecord, type NodeInfo, type PlacementGroupRecord, type Resources } from '../protocol';
 import { EventKind, STATE_VERSION, StateKeys, parseEvents, type PlacementGroupInfo, type TaskEvent } from '../protocol/state';
 import { diedFailure } from './actor-lifecycle';
 
@@ -325,8 +325,9 @@ export class StateReader {
   /** Placement groups as their manager recorded them (StateKeys.placementGroups); none until something makes one. */
   async listPlacementGroups(q?: ListQuery): Promise<PlacementGroupInfo[]> {
     const rows = Object.values(await this.redis.hgetall(this.state.placementGroups))
-      .map((raw) => safeJson<PlacementGroupInfo | null>(raw, null))
-      .filter((g): g is PlacementGroupInfo => !!g)
+      .map((raw) => safeJson<PlacementGroupRecord | null>(raw, null))
+      .filter((g): g is PlacementGroupRecord => !!g)
+      .map(groupInfo)
       .sort((a, b) => b.createdAt - a.createdAt);
     return applyFilters('placement-groups', rows, q?.filters).slice(0, limitOf(q));
   }
@@ -425,4 +426,17 @@ function finishTask(t: TaskInfo & { order: [number, number][] }): TaskInfo {
   if (last && out.state === 'PENDING' && last.event !== 'RETRIED') out.state = last.event === 'RUNNING' ? 'RUNNING' : (last.event as TaskState);
   out.durationMs = out.startedAt !== null && out.endedAt !== null ? out.endedAt - out.startedAt : null;
   return out;
+}
+
+/** A placement group as the state API shows it: each bundle with the node holding it; pending with no way to fit, infeasible. */
+function groupInfo(g: PlacementGroupRecord): PlacementGroupInfo {
+  return {
+    id: g.id,
+    name: g.name,
+    strategy: g.strategy,
+    state: g.state === 'PENDING' && g.infeasible ? 'INFEASIBLE' : g.state,
+    bundles: g.bundles.map((resources, i) => ({ resources, node: g.nodes[i] ?? '' })),
+    createdAt: g.createdAt,
+    ...(g.infeasible ? { reason: g.infeasible } : {}),
+  };
 }

@@ -1,5 +1,6 @@
 import { ActorDiedError, GetTimeoutError, TaskCancelledError, get, placementGroup, removePlacementGroup, type PlacementGroup } from '../../runtime';
 import { readClusterStatus } from '../../runtime/internal/cluster-status';
+import { listPlacementGroups } from '../../runtime/state';
 import { eventually, useCluster } from '../helpers/cluster';
 import { RestartingLocator, where } from '../fixtures/parity';
 
@@ -17,6 +18,8 @@ describe('placement groups', () => {
       const g = (await groupOf(pg))!;
       expect(g.state).toBe('CREATED');
       expect(new Set(g.nodes).size).toBe(1);
+      // The state API lists it with the node holding each bundle.
+      expect((await listPlacementGroups()).find((x) => x.id === pg.id)).toMatchObject({ state: 'CREATED', bundles: [{ resources: { CPU: 1 }, node: g.nodes[0] }, { resources: { CPU: 1 }, node: g.nodes[0] }] });
       const ran = await get([0, 1].map((i) => where.options({ placementGroup: pg, bundleIndex: i }).remote()));
       expect(ran).toEqual([g.nodes[0], g.nodes[0]]);
       // The reservation is taken from the node's free resources.
@@ -48,6 +51,10 @@ describe('placement groups', () => {
       expect(String(warn.mock.calls.at(-1)?.[0])).toMatch(/placement group wide \(STRICT_SPREAD.*cannot be placed on the 3 alive nodes.*nodus worker join/);
       await eventually(async () => (await readClusterStatus(cluster.address)).infeasible.some((i) => i.shape === `pg:${pg.id}` && /wide/.test(i.task ?? '')), 'status lists the group as infeasible');
       expect((await groupOf(pg))?.state).toBe('PENDING');
+      // The state API shows it as Ray's does: infeasible, with why.
+      const listed = (await listPlacementGroups()).find((x) => x.id === pg.id)!;
+      expect(listed).toMatchObject({ name: 'wide', strategy: 'STRICT_SPREAD', state: 'INFEASIBLE' });
+      expect(listed.reason).toMatch(/no 4 alive nodes can each hold its bundles/);
       await cluster.addNode({ CPU: 2 });
       await pg.ready({ timeout: 20_000 });
       expect(new Set((await groupOf(pg))!.nodes).size).toBe(4);
