@@ -53,6 +53,11 @@ export interface AppSpec {
   config: DeploymentConfig;
   /** The runtime env the replicas run in, its working dir already stored in the cluster (as tasks carry it). */
   runtimeEnv?: RuntimeEnvDescriptor;
+  /**
+   * The folder the deploy was run from. Replicas without a working dir of their own run there (where it exists on
+   * their node), so that paths relative to it (a ServeAPI's `Launch(request, 'services/x/calc')`) work as standalone.
+   */
+  cwd?: string;
 }
 
 export type ReplicaState = 'starting' | 'running' | 'draining';

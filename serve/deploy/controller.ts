@@ -248,7 +248,7 @@ export class Controller {
       // A streamed response holds a handle call and then a pull; pings come on top.
       maxConcurrency: 2 * maxOngoingRequests + 4,
       ...(rec.runtimeEnv ? { runtimeEnv: replicaEnv(rec.runtimeEnv) } : {}),
-    }).remote({ app: rec.name, name, module: rec.module, ...(rec.export ? { export: rec.export } : {}), routePrefix: rec.routePrefix });
+    }).remote({ app: rec.name, name, module: rec.module, ...(rec.export ? { export: rec.export } : {}), ...(rec.cwd ? { cwd: rec.cwd } : {}), routePrefix: rec.routePrefix });
     const record: ReplicaRecord = { name, generation: rec.generation, state: 'starting', startedAt: Date.now() };
     st.replicas.push(record);
     await this.save(rec.name, st);

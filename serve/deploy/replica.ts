@@ -4,6 +4,7 @@
  * answers the requests the ingress forwards to it — whole, or as a stream the ingress pulls (Server-Sent Events).
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -24,6 +25,8 @@ export interface ReplicaSpec {
   module: string;
   export?: string;
   routePrefix: string;
+  /** The folder the deploy was run from: this replica's current directory, when it runs in no working dir and the folder exists here. */
+  cwd?: string;
 }
 
 /** Where a ready replica runs: its node and process, and the loopback port its app is served on. */
@@ -123,6 +126,8 @@ export class Replica {
   private readonly pulled = new Set<string>();
 
   constructor(readonly spec: ReplicaSpec) {
+    // The actor has this process to itself: relative paths in the app resolve as when it runs standalone there.
+    if (spec.cwd && !process.env.NODUS_ENV_DIR && existsSync(spec.cwd)) process.chdir(spec.cwd);
     this.started = this.start();
     // The error is ready()'s to report; unobserved here it would end the process.
     this.started.catch(() => undefined);

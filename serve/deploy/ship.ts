@@ -30,17 +30,16 @@ export async function shipApps(redis: Redis, prefix: string, deployments: Resolv
   for (const d of deployments) {
     const { envOptions, ...spec } = d;
     const ready = await envs.resolve(envOptions);
-    if (!ready) {
-      out.push({ spec });
+    if (!ready?.root) {
+      // No working dir travels: replicas run from the deploying folder, as the app would standalone.
+      out.push({ spec: { ...spec, cwd: process.cwd(), ...(ready ? { runtimeEnv: ready.desc } : {}) } });
       continue;
     }
     let module = spec.module;
-    if (ready.root) {
-      try {
-        module = realpathSync(module);
-      } catch {
-        // resolveDeployment found it a moment ago; as it is, then.
-      }
+    try {
+      module = realpathSync(module);
+    } catch {
+      // resolveDeployment found it a moment ago; as it is, then.
     }
     const app: ShippedApp = { spec: { ...spec, module: envModulePath(module, ready.root), runtimeEnv: ready.desc } };
     if (envOptions?.workingDir && ready.shipped) app.shipped = { workingDir: envOptions.workingDir, files: ready.shipped.files, bytes: ready.shipped.pkgBytes, uploaded: ready.shipped.uploaded };
