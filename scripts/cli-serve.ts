@@ -265,6 +265,7 @@ export function addServeCommands(program: Command): void {
         if (!apps.length) return console.log('No apps deployed. Deploy one with `npx nodus serve run services/my_service/app.ts`.');
         for (const a of apps) {
           console.log(summary(a));
+          if (a.runtimeEnv) console.log(`  runtime env ${a.runtimeEnv.key}${a.runtimeEnv.pkg ? ` (working dir shipped as package ${a.runtimeEnv.pkg.slice(0, 12)}; module ${a.module})` : ''}`);
           for (const r of a.state?.replicas ?? []) {
             const via = r.state === 'starting' ? '' : r.directPort ? `  requests to 127.0.0.1:${r.directPort}` : '  requests by actor calls';
             console.log(`  ${r.name}  ${r.state}${r.node ? `  node ${r.node}` : ''}${r.pid ? `  pid ${r.pid}` : ''}${via}`);
