@@ -32,12 +32,28 @@ export interface RuntimeEnv {
   shipNodeModules?: boolean;
 }
 
+/**
+ * Not public: a runtime env option whose working dir was shipped already, by its package hashes (what `nodus serve`
+ * ships from the deploying machine, so that the ingress on another one can start replicas in it). A Symbol.for key so
+ * that it survives copies of the options, stays out of the option names users see and works across package copies.
+ */
+export const SHIPPED_WORKING_DIR = Symbol.for('nodus.runtimeEnv.shipped');
+
+/** A working dir stored in the cluster: the package hashes a RuntimeEnvDescriptor carries. */
+export interface ShippedPackage {
+  pkg: string;
+  lock?: string;
+  mods?: string;
+}
+
 /** A checked RuntimeEnv: workingDir absolute; fields not given stay undefined so that merging keeps the job's. */
 export interface ResolvedRuntimeEnv {
   workingDir?: string;
   env: Record<string, string>;
   excludes?: string[];
   shipNodeModules?: boolean;
+  /** A working dir shipped already (see SHIPPED_WORKING_DIR); exclusive with workingDir. */
+  shipped?: ShippedPackage;
 }
 
 const RUNTIME_ENV_OPTION_NAMES = ['workingDir', 'env', 'excludes', 'shipNodeModules'] as const;
@@ -75,6 +91,14 @@ export function resolveRuntimeEnv(given: unknown, what = 'runtimeEnv'): Resolved
     if (typeof o.shipNodeModules !== 'boolean') throw new ConfigError(`${what}.shipNodeModules must be true or false.`);
     out.shipNodeModules = o.shipNodeModules;
   }
+  const shipped = (given as { [SHIPPED_WORKING_DIR]?: unknown })[SHIPPED_WORKING_DIR];
+  if (shipped !== undefined) {
+    const sh = shipped as Partial<ShippedPackage> | null;
+    const hash = (v: unknown) => v === undefined || (typeof v === 'string' && /^[0-9a-f]{16,64}$/.test(v));
+    if (!sh || typeof sh.pkg !== 'string' || ![sh.pkg, sh.lock, sh.mods].every(hash)) throw new ConfigError(`${what}: a shipped working dir is { pkg, lock?, mods? } of package hashes.`);
+    if (out.workingDir !== undefined) throw new ConfigError(`${what}: give workingDir or a shipped working dir, not both.`);
+    out.shipped = { pkg: sh.pkg, ...(sh.lock ? { lock: sh.lock } : {}), ...(sh.mods ? { mods: sh.mods } : {}) };
+  }
   return out;
 }
 
@@ -83,7 +107,14 @@ export function mergeRuntimeEnv(base: ResolvedRuntimeEnv | undefined, over: Reso
   if (!over) return base;
   if (!base) return over;
   const out: ResolvedRuntimeEnv = { ...base, env: { ...base.env, ...over.env } };
-  if (over.workingDir !== undefined) out.workingDir = over.workingDir;
+  if (over.workingDir !== undefined) {
+    out.workingDir = over.workingDir;
+    delete out.shipped;
+  }
+  if (over.shipped !== undefined) {
+    out.shipped = over.shipped;
+    delete out.workingDir;
+  }
   if (over.excludes !== undefined) out.excludes = over.excludes;
   if (over.shipNodeModules !== undefined) out.shipNodeModules = over.shipNodeModules;
   return out;

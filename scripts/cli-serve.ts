@@ -7,8 +7,10 @@ import { freePort, portInUse, spawnIngress, type StartedProcess } from '../runti
 import { connect, redact, waitForRedis } from '../runtime/internal/redis';
 import { addToSession, clusterDir, readSession } from '../runtime/internal/session';
 import { DEFAULT_SERVE_PORT, DeployKeys, type AppRecord, type IngressInfo } from '../runtime/protocol/deploy';
-import { checkDistinct, readServeYaml, resolveDeployment, type DeploymentOptions } from '../serve/deploy/config';
+import { checkDistinct, readServeYaml, resolveDeployment, type DeploymentOptions, type ResolvedDeployment } from '../serve/deploy/config';
+import { shipApps } from '../serve/deploy/ship';
 import { deleteApp, listApps, readIngress, submitApps, type AppView } from '../serve/deploy/store';
+import { parseEnvPairs } from './cli-jobs';
 
 const ADDRESS_HELP = 'Redis address of the cluster (default: NODUS_ADDRESS, or the cluster started here)';
 /** How long a deploy may take to have every replica ready. */
@@ -70,6 +72,32 @@ async function ensureIngress(redis: Redis, keys: DeployKeys, address: string, o:
   return (await readIngress(redis, keys)) ?? { pid: p.pid, host: String(p.info.host), port: Number(p.info.port), url: p.url, hostname: '', startedAt: Date.now() };
 }
 
+function collect(v: string, all: string[]): string[] {
+  return [...all, v];
+}
+
+function json(v: string): Record<string, number> {
+  try {
+    return JSON.parse(v) as Record<string, number>;
+  } catch {
+    throw new InvalidArgumentError(`must be JSON, e.g. '{"accel": 1}'.`);
+  }
+}
+
+const kib = (n: number) => (n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`);
+
+/** Ships the apps' working dirs (once per content) and records the deploy; says what was shipped. */
+async function shipAndSubmit(redis: Redis, keys: DeployKeys, deployments: ResolvedDeployment[]): Promise<AppRecord[]> {
+  const shipped = await shipApps(redis, keys.prefix, deployments);
+  const said = new Set<string>();
+  for (const { shipped: s } of shipped) {
+    if (!s || said.has(s.workingDir)) continue;
+    said.add(s.workingDir);
+    console.log(`Working dir ${s.workingDir}: ${s.files} files, ${kib(s.bytes)}${s.uploaded ? ' shipped to the cluster' : ', in the cluster already'}`);
+  }
+  return submitApps(redis, keys, shipped.map((a) => a.spec));
+}
+
 function summary(a: AppView): string {
   const st = a.state;
   const running = st?.replicas.filter((r) => r.state === 'running').length ?? 0;
@@ -112,6 +140,11 @@ interface RunFlags {
   maxOngoingRequests?: number;
   maxQueuedRequests?: number;
   numCpus?: number;
+  numGpus?: number;
+  resources?: Record<string, number>;
+  workingDir?: string;
+  env: string[];
+  exclude: string[];
   address?: string;
   servePort?: number;
   serveHost?: string;
@@ -135,21 +168,29 @@ export function addServeCommands(program: Command): void {
     .option('--max-ongoing-requests <n>', 'requests one replica is given at once (default 5)', int)
     .option('--max-queued-requests <n>', 'requests that may wait for a replica before 503 (default 100)', int)
     .option('--num-cpus <n>', 'CPUs each replica holds (default 0)', num)
+    .option('--num-gpus <n>', 'GPUs each replica holds (default 0)', num)
+    .option('--resources <json>', `custom resources each replica holds, e.g. '{"accel": 1}'`, json)
+    .option('--working-dir <dir>', "a folder shipped to the cluster: the replicas run the module from each node's copy of it (default: inside a job, the job's)")
+    .option('--env <NAME=value>', "an environment variable of the replicas; repeatable", collect, [])
+    .option('--exclude <pattern>', 'leave files matching this .gitignore pattern out of the working dir; repeatable', collect, [])
     .option('--address <url>', ADDRESS_HELP)
     .option('--serve-port <port>', `port of the ingress, when this command starts one (default ${DEFAULT_SERVE_PORT})`, int)
     .option('--serve-host <address>', 'address the ingress listens on, when this command starts one (default 127.0.0.1)')
     .option('--detach', 'return once the app is running and leave it deployed')
     .action(async (module: string, o: RunFlags) => {
       const opts: DeploymentOptions = { import: module };
-      for (const k of ['name', 'routePrefix', 'replicas', 'minReplicas', 'maxReplicas', 'targetOngoingRequests', 'maxOngoingRequests', 'maxQueuedRequests', 'numCpus'] as const) {
+      for (const k of ['name', 'routePrefix', 'replicas', 'minReplicas', 'maxReplicas', 'targetOngoingRequests', 'maxOngoingRequests', 'maxQueuedRequests', 'numCpus', 'numGpus', 'resources'] as const) {
         if (o[k] !== undefined) (opts as unknown as Record<string, unknown>)[k] = o[k];
+      }
+      if (o.workingDir || o.env.length || o.exclude.length) {
+        opts.runtimeEnv = { ...(o.workingDir ? { workingDir: o.workingDir } : {}), env: parseEnvPairs(o.env), ...(o.exclude.length ? { excludes: o.exclude } : {}) };
       }
       const spec = resolveDeployment(opts, process.cwd());
       const address = addressOf(o.address);
       await withDeploy(address, async (redis, keys) => {
         const ingress = await ensureIngress(redis, keys, address, o);
-        const [rec] = await submitApps(redis, keys, [spec]);
-        console.log(`Deploying ${rec.name} (generation ${rec.generation}) from ${rec.module}:`);
+        const [rec] = await shipAndSubmit(redis, keys, [spec]);
+        console.log(`Deploying ${rec.name} (generation ${rec.generation}) from ${rec.module}${rec.runtimeEnv?.pkg ? ' in the shipped working dir' : ''}:`);
         await waitDeployed(redis, keys, [rec]);
         console.log(`${rec.name} is running at ${ingress.url}${rec.routePrefix === '/' ? '/' : rec.routePrefix}  (routes: ${ingress.url}/-/routes)`);
         if (o.detach) return;
@@ -202,7 +243,7 @@ export function addServeCommands(program: Command): void {
       const address = addressOf(o.address);
       await withDeploy(address, async (redis, keys) => {
         const ingress = await ensureIngress(redis, keys, address, o);
-        const recs = await submitApps(redis, keys, specs);
+        const recs = await shipAndSubmit(redis, keys, specs);
         console.log(`Deploying ${recs.map((r) => `${r.name} (generation ${r.generation})`).join(', ')}:`);
         await waitDeployed(redis, keys, recs);
         for (const r of recs) console.log(`${r.name} is running at ${ingress.url}${r.routePrefix === '/' ? '/' : r.routePrefix}`);
@@ -224,6 +265,7 @@ export function addServeCommands(program: Command): void {
         if (!apps.length) return console.log('No apps deployed. Deploy one with `npx nodus serve run services/my_service/app.ts`.');
         for (const a of apps) {
           console.log(summary(a));
+          if (a.runtimeEnv) console.log(`  runtime env ${a.runtimeEnv.key}${a.runtimeEnv.pkg ? ` (working dir shipped as package ${a.runtimeEnv.pkg.slice(0, 12)}; module ${a.module})` : ''}`);
           for (const r of a.state?.replicas ?? []) {
             const via = r.state === 'starting' ? '' : r.directPort ? `  requests to 127.0.0.1:${r.directPort}` : '  requests by actor calls';
             console.log(`  ${r.name}  ${r.state}${r.node ? `  node ${r.node}` : ''}${r.pid ? `  pid ${r.pid}` : ''}${via}`);

@@ -17,6 +17,8 @@ const CODE_STATUS: Record<string, number> = {
   SERVICE_UNREACHABLE: 502,
   WORKER_CRASHED: 502,
   ACTOR_DIED: 502,
+  // A node could not set up the runtime env a task or replica needs (fetch, unpack, npm ci): an upstream failure.
+  RUNTIME_ENV: 502,
   CLUSTER: 503,
   NOT_INITIALIZED: 503,
   OBJECT_STORE_FULL: 503,

@@ -17,6 +17,7 @@ import { withCommands } from '../../runtime/protocol/commands';
 import { JOB_STATUSES, JobKeys, isFinalJobStatus, type JobInfo, type JobStatus } from '../../runtime/protocol/jobs';
 import { Keys, type RuntimeEnvDescriptor } from '../../runtime/protocol';
 import { resolveRuntimeEnv } from '../../runtime/options';
+import { RuntimeEnvError } from '../../runtime/errors';
 import { packageStored, unpackTo } from '../../runtime/internal/packaging';
 import { envKey, shipWorkingDir } from '../../runtime/internal/runtime-env';
 import type { AuthUser } from '../auth/decorators';
@@ -102,7 +103,10 @@ export class JobsService implements OnModuleDestroy {
       } catch (err) {
         throw new BadRequestException(`The body is not a .tar.gz that unpacks (${(err as Error).message}).`);
       }
-      const shipped = await shipWorkingDir(this.gw.redis, this.runtimeKeys, { workingDir: dir, env: {} });
+      // The package's own problems (too big, unreadable entries) are the client's to fix: 400, not the filter's 502.
+      const shipped = await shipWorkingDir(this.gw.redis, this.runtimeKeys, { workingDir: dir, env: {} }).catch((err: unknown) => {
+        throw err instanceof RuntimeEnvError ? new BadRequestException(err.message) : err;
+      });
       return { runtimeEnv: { pkg: shipped.pkg, ...(shipped.lock ? { lock: shipped.lock } : {}) }, files: shipped.files, bytes: shipped.pkgBytes, uploaded: shipped.uploaded };
     } finally {
       rmSync(tmp, { recursive: true, force: true });

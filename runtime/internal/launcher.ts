@@ -162,6 +162,16 @@ export interface AgentProcessOptions extends NodeProcessOptions {
   labels?: Record<string, string>;
 }
 
+/**
+ * A cluster process's environment: this one's, without the runtime env and job it may run in (a job's driver that
+ * starts the ingress, say). The process serves the whole cluster and outlives the job.
+ */
+function clusterProcessEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const k of ['NODUS_RUNTIME_ENV', 'NODUS_ENV_DIR', 'NODUS_JOB_ID']) delete out[k];
+  return out;
+}
+
 /** Forks a cluster process and waits for its `ready` message. */
 async function forkReady(script: string, args: string[], o: NodeProcessOptions, timeoutMs = 30_000): Promise<StartedProcess & { info: Record<string, unknown> }> {
   if (o.logFile) mkdirSync(dirname(o.logFile), { recursive: true });
@@ -170,7 +180,7 @@ async function forkReady(script: string, args: string[], o: NodeProcessOptions, 
     ...(o.wrap ? { execPath: o.wrap[0], execArgv: [...o.wrap.slice(1), process.execPath] } : {}),
     detached: !o.attached,
     stdio: ['ignore', out, out, 'ipc'],
-    env: { ...process.env, ...o.env },
+    env: { ...clusterProcessEnv(process.env), ...o.env },
   });
   const info = await new Promise<Record<string, unknown>>((res, rej) => {
     const timer = setTimeout(() => {

@@ -130,6 +130,13 @@ export class RuntimeEnvs {
     }
     const parent = this.inherited;
     const vars = { ...parent?.desc.vars, ...spec.env };
+    if (spec.shipped) {
+      // A working dir shipped by another process (a serve deployment's): its hashes, nothing to ship here.
+      const base = { ...spec.shipped, vars };
+      const env: PreparedEnv = { desc: clean({ key: envKey(base), ...base }) };
+      this.ready.set(id, env);
+      return env;
+    }
     if (!spec.workingDir) {
       // Variables only, over the inherited working dir if there is one: nothing to ship.
       if (!parent && !Object.keys(vars).length) return undefined;
@@ -157,6 +164,7 @@ export class RuntimeEnvs {
   /** Where the env's working dir is in this process, known at once (module paths under it travel relative to it). */
   rootOf(over: ResolvedRuntimeEnv | undefined): string | undefined {
     const spec = mergeRuntimeEnv(this.job, over);
+    if (spec?.shipped) return undefined;
     if (!spec?.workingDir) return this.inherited?.root;
     try {
       return realpathSync(spec.workingDir);

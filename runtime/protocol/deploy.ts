@@ -3,7 +3,7 @@
  * requests and responses forwarded to replicas, and their Redis keys. One definition read by the ingress (which also
  * runs the deployments' controller), the replica actors and the CLI (`nodus serve ...`).
  */
-import { DEFAULT_PREFIX } from './index';
+import { DEFAULT_PREFIX, type RuntimeEnvDescriptor } from './index';
 
 /** Bumped whenever an app record, a forwarded request or a key layout changes incompatibly. */
 export const DEPLOY_PROTOCOL_VERSION = 1;
@@ -44,10 +44,20 @@ export interface AppSpec {
   name: string;
   /** Path prefix the ingress routes to it (`/my_service`; `/` for the root). */
   routePrefix: string;
-  /** The module (absolute path) and the export that serves: a ServeAPI, an express app, a `(req, res)` handler. */
+  /**
+   * The module and the export that serves: a ServeAPI, an express app, a `(req, res)` handler. The module is a path
+   * relative to the runtime env's working dir when the env ships one (the replicas run the shipped copy), else absolute.
+   */
   module: string;
   export?: string;
   config: DeploymentConfig;
+  /** The runtime env the replicas run in, its working dir already stored in the cluster (as tasks carry it). */
+  runtimeEnv?: RuntimeEnvDescriptor;
+  /**
+   * The folder the deploy was run from. Replicas without a working dir of their own run there (where it exists on
+   * their node), so that paths relative to it (a ServeAPI's `Launch(request, 'services/x/calc')`) work as standalone.
+   */
+  cwd?: string;
 }
 
 export type ReplicaState = 'starting' | 'running' | 'draining';

@@ -1,9 +1,9 @@
 /** @module Options of a serve deployment (CLI flags and serve.yaml alike) and the one function that checks and resolves them. */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../../runtime';
-import { rejectUnknownKeys, resolveResources } from '../../runtime/options';
+import { rejectUnknownKeys, resolveResources, resolveRuntimeEnv, type ResolvedRuntimeEnv, type RuntimeEnv } from '../../runtime/options';
 import type { AppSpec, DeploymentConfig } from '../../runtime/protocol/deploy';
 
 /** One app to deploy: what serves, where it is routed, how many replicas, and what each holds. */
@@ -38,6 +38,18 @@ export interface DeploymentOptions {
   numGpus?: number;
   /** Custom resources each replica holds, e.g. `{ accel: 1 }`. @default {} */
   resources?: Record<string, number>;
+  /**
+   * The replicas' runtime env: `workingDir` (relative to the current directory, or to the serve.yaml's folder) is
+   * shipped to the cluster and the module, which must lie inside it, runs from each node's copy; `env` sets variables;
+   * `excludes` leaves files out. @default none (inside a job: the job's env): the module must sit at its path on every node
+   */
+  runtimeEnv?: RuntimeEnv;
+}
+
+/** A deployment resolved on the deploying machine: what will be recorded, and the runtime env still to ship (shipApps). */
+export interface ResolvedDeployment extends AppSpec {
+  /** The runtime env asked for, working dir absolute; shipApps turns it into `runtimeEnv`. */
+  envOptions?: ResolvedRuntimeEnv;
 }
 
 const OPTION_KEYS = [
@@ -56,6 +68,7 @@ const OPTION_KEYS = [
   'numCpus',
   'numGpus',
   'resources',
+  'runtimeEnv',
 ] as const;
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -91,11 +104,36 @@ function moduleOf(spec: string, base: string): { module: string; exportName?: st
  * resolveDeployment({ import: 'services/my_service/app.ts', replicas: 2 }, process.cwd());
  * // { name: 'my_service', routePrefix: '/my_service', module: '/…/services/my_service/app.ts', config: { replicas: 2, … } }
  */
-export function resolveDeployment(o: DeploymentOptions, base: string): AppSpec {
+export function resolveDeployment(o: DeploymentOptions, base: string): ResolvedDeployment {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new ConfigError('A deployment is an object of options, like { import: "services/my_service/app.ts", replicas: 2 }.');
   rejectUnknownKeys('deployment', o, OPTION_KEYS);
   if (typeof o.import !== 'string' || !o.import) throw new ConfigError('A deployment needs `import`: the module that exports the app, e.g. services/my_service/app.ts.');
-  const { module, exportName } = moduleOf(o.import, base);
+  const env = o.runtimeEnv;
+  // A relative working dir is found from `base` (the serve.yaml's folder), like `import`.
+  const given = env && typeof env === 'object' && typeof env.workingDir === 'string' && env.workingDir ? { ...env, workingDir: resolve(base, env.workingDir) } : env;
+  const envOptions = resolveRuntimeEnv(given, 'runtimeEnv');
+  const workingDir = envOptions?.workingDir;
+  if (workingDir && (!existsSync(workingDir) || !statSync(workingDir).isDirectory())) throw new ConfigError(`runtimeEnv.workingDir ${workingDir} is not a folder: give the folder that holds the app's code.`);
+  // The module is found from `base`, or else inside the working dir (`serve run app.ts --working-dir services/my_service`).
+  const inside = (f: string) => !workingDir || realpathSync(f).startsWith(realpathSync(workingDir) + sep);
+  let found: ReturnType<typeof moduleOf>;
+  try {
+    found = moduleOf(o.import, base);
+    if (!inside(found.module) && !isAbsolute(o.import)) {
+      try {
+        found = moduleOf(o.import, workingDir!);
+      } catch {
+        // Not in the working dir either: the error below says what to do.
+      }
+    }
+  } catch (err) {
+    if (!workingDir || isAbsolute(o.import)) throw err;
+    found = moduleOf(o.import, workingDir);
+  }
+  const { module, exportName } = found;
+  if (!inside(module)) {
+    throw new ConfigError(`The module ${module} is outside runtimeEnv.workingDir ${workingDir}: replicas run the shipped copy of the working dir, so give a working dir that holds the module (or none, to import it from its path on every node).`);
+  }
   const name = o.name ?? basename(dirname(module));
   if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(`name must match ${NAME} (letters, digits, _ . -), got ${JSON.stringify(name)}; name the app with --name.`);
   const routePrefix = (o.routePrefix ?? `/${name}`).replace(/(.)\/+$/, '$1');
@@ -129,7 +167,7 @@ export function resolveDeployment(o: DeploymentOptions, base: string): AppSpec {
     numGpus: count('numGpus', o.numGpus ?? 0, 0, false),
     resources: resolveResources('resources', o.resources),
   };
-  return { name, routePrefix, module, ...(exportName ? { export: exportName } : {}), config };
+  return { name, routePrefix, module, ...(exportName ? { export: exportName } : {}), config, ...(envOptions ? { envOptions } : {}) };
 }
 
 /**
@@ -143,9 +181,10 @@ export function resolveDeployment(o: DeploymentOptions, base: string): AppSpec {
  * //     import: services/my_service/app.ts
  * //     minReplicas: 1
  * //     maxReplicas: 4
+ * //     runtimeEnv: { workingDir: services, env: { LOG_LEVEL: debug } }
  * readServeYaml('serve.yaml');
  */
-export function readServeYaml(file: string): AppSpec[] {
+export function readServeYaml(file: string): ResolvedDeployment[] {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

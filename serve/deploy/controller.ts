@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ActorDiedError, get, getActor, kill, type ActorHandle } from '../../runtime';
+import { SHIPPED_WORKING_DIR, type RuntimeEnv, type ShippedPackage } from '../../runtime/options';
+import type { RuntimeEnvDescriptor } from '../../runtime/protocol';
 import { DEPLOY_NAMESPACE, type AppRecord, type AppState, type DeployKeys, type ReplicaRecord } from '../../runtime/protocol/deploy';
 import { probeDirect } from './direct';
 import { ReplicaActor, type Replica } from './replica';
@@ -23,6 +25,13 @@ const SAMPLE_MS = 200;
 const SAMPLES = 5;
 /** A failed replacement of a dead replica is tried again after this long. */
 const RETRY_MS = 2000;
+
+/** The runtime env option of a replica: the deploy's env, its working dir already in the cluster (shipped by the CLI). */
+function replicaEnv(d: RuntimeEnvDescriptor): RuntimeEnv {
+  const env: RuntimeEnv & { [SHIPPED_WORKING_DIR]?: ShippedPackage } = { env: d.vars };
+  if (d.pkg) env[SHIPPED_WORKING_DIR] = { pkg: d.pkg, ...(d.lock ? { lock: d.lock } : {}), ...(d.mods ? { mods: d.mods } : {}) };
+  return env;
+}
 
 interface ScaleTrack {
   samples: number[];
@@ -238,7 +247,8 @@ export class Controller {
       resources,
       // A streamed response holds a handle call and then a pull; pings come on top.
       maxConcurrency: 2 * maxOngoingRequests + 4,
-    }).remote({ app: rec.name, name, module: rec.module, ...(rec.export ? { export: rec.export } : {}), routePrefix: rec.routePrefix });
+      ...(rec.runtimeEnv ? { runtimeEnv: replicaEnv(rec.runtimeEnv) } : {}),
+    }).remote({ app: rec.name, name, module: rec.module, ...(rec.export ? { export: rec.export } : {}), ...(rec.cwd ? { cwd: rec.cwd } : {}), routePrefix: rec.routePrefix });
     const record: ReplicaRecord = { name, generation: rec.generation, state: 'starting', startedAt: Date.now() };
     st.replicas.push(record);
     await this.save(rec.name, st);

@@ -4,9 +4,11 @@
  * answers the requests the ingress forwards to it — whole, or as a stream the ingress pulls (Server-Sent Events).
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import express from 'express';
 import { getRuntimeContext, remote } from '../../runtime';
@@ -19,9 +21,12 @@ export interface ReplicaSpec {
   app: string;
   /** Its actor name, which it answers a probe of its loopback port with. */
   name?: string;
+  /** The app's module: absolute, or relative to the runtime env's working dir the replica runs in. */
   module: string;
   export?: string;
   routePrefix: string;
+  /** The folder the deploy was run from: this replica's current directory, when it runs in no working dir and the folder exists here. */
+  cwd?: string;
 }
 
 /** Where a ready replica runs: its node and process, and the loopback port its app is served on. */
@@ -45,9 +50,17 @@ const UNPULLED_MS = 30_000;
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
 const EXPORTS = ['app', 'default', 'handler', 'server'];
 
+/** Where the app's module is here: a relative path is inside the runtime env's working dir, as this node unpacked it. */
+function modulePath(module: string): string {
+  if (isAbsolute(module)) return module;
+  const dir = process.env.NODUS_ENV_DIR;
+  if (!dir) throw new Error(`The app's module ${module} is relative to a runtime env's working dir, but this replica runs in none: deploy it again with nodus serve run/deploy.`);
+  return join(dir, module);
+}
+
 /** The request listener of whatever the module exports. */
 async function listenerOf(spec: ReplicaSpec): Promise<Listener> {
-  const mod = (await import(pathToFileURL(spec.module).href)) as Record<string, unknown>;
+  const mod = (await import(pathToFileURL(modulePath(spec.module)).href)) as Record<string, unknown>;
   // A CommonJS module imported as ESM puts its exports under default as well.
   const cjs = (mod.default ?? {}) as Record<string, unknown>;
   const names = spec.export ? [spec.export] : EXPORTS;
@@ -113,6 +126,8 @@ export class Replica {
   private readonly pulled = new Set<string>();
 
   constructor(readonly spec: ReplicaSpec) {
+    // The actor has this process to itself: relative paths in the app resolve as when it runs standalone there.
+    if (spec.cwd && !process.env.NODUS_ENV_DIR && existsSync(spec.cwd)) process.chdir(spec.cwd);
     this.started = this.start();
     // The error is ready()'s to report; unobserved here it would end the process.
     this.started.catch(() => undefined);

@@ -3,16 +3,20 @@
  * installs, variables per job, task and actor, envs kept apart, packages stored once, set-up failures reported, and a
  * node on "another machine" (its own network namespace, the code hidden from it) running shipped tasks and actors.
  */
+import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ActorDiedError, RuntimeEnvError, get, init, shutdown } from '../../runtime';
-import { spawnAgent } from '../../runtime/internal/launcher';
+import { freePort, spawnAgent, spawnIngress, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
 import { GreeterActor, nested, shout, whereAmI } from '../fixtures/runtime-env/app/tasks';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { SecondMachine } from '../helpers/second-machine';
 
 const APP = join(__dirname, '..', 'fixtures', 'runtime-env', 'app');
+const CLI = join(__dirname, '..', '..', 'dist', 'scripts', 'cli.js');
+const run = promisify(execFile);
 
 type Tasks = typeof import('../fixtures/runtime-env/app/tasks');
 
@@ -170,6 +174,52 @@ describe('a second machine without the code', () => {
     } finally {
       await shutdown();
       await machine.stop();
+    }
+  });
+
+  test('nodus serve run --working-dir puts a replica on that machine, running the shipped app, answering through the ingress', async () => {
+    const machine = new SecondMachine(APP);
+    if (machine.unavailable()) return expect(machine.unavailable()).toMatch(/needs/);
+    const cluster = await machine.start();
+    const dir = mkdtempSync(join(tmpdir(), 'nodus-serve-far-'));
+    let ingress: StartedProcess | undefined;
+    try {
+      const port = await freePort();
+      ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(dir, 'serve.log'), port, env: { NODUS_SESSION_DIR: dir } });
+      // Half the machine's `secondMachine` each: a redeploy starts the new replica before it stops the old one.
+      const serveRun = () =>
+        run(process.execPath, [CLI, 'serve', 'run', 'server.ts', '--name', 'far', '--working-dir', APP, '--env', 'WHO=served', '--resources', '{"secondMachine": 0.5}', '--detach', '--address', cluster.address], {
+          cwd: APP,
+          env: { ...process.env, NODUS_SESSION_DIR: dir },
+          timeout: 120_000,
+        });
+      const first = await serveRun();
+      expect(first.stdout).toMatch(/Working dir \S+: \d+ files, [\d.]+ KiB (shipped to the cluster|in the cluster already)/);
+      expect(first.stdout).toMatch(/far is running at http:\/\/127\.0\.0\.1:\d+\/far/);
+      const ask = async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/far/?say=from afar&path=${encodeURIComponent(join(APP, 'server.ts'))}`, { signal: AbortSignal.timeout(30_000) });
+        expect(res.status).toBe(200);
+        return (await res.json()) as { said: string; value: string; node: string; cwd: string; sees: boolean };
+      };
+      // The app and its dependency come from the working dir, unpacked on that machine, where the folder is hidden.
+      expect(await ask()).toMatchObject({ said: 'FROM AFAR!', value: 'served', node: cluster.remoteNodeId, sees: false });
+      expect((await ask()).cwd).toMatch(/\/cache\/agent-\S+\/pkg-\w+$/);
+      // In another network namespace its loopback port is out of reach: the ingress calls it as an actor.
+      const status = JSON.parse((await run(process.execPath, [CLI, 'serve', 'status', '--json', '--address', cluster.address], { env: { ...process.env, NODUS_SESSION_DIR: dir } })).stdout) as {
+        apps: { name: string; runtimeEnv?: { pkg?: string }; module: string; state: { replicas: { node: string; directPort?: number }[] } }[];
+      };
+      const far = status.apps.find((a) => a.name === 'far')!;
+      expect(far).toMatchObject({ module: 'server.ts', runtimeEnv: { pkg: expect.stringMatching(/^[0-9a-f]+$/) } });
+      expect(far.state.replicas).toEqual([expect.objectContaining({ node: cluster.remoteNodeId })]);
+      expect(far.state.replicas[0].directPort).toBeUndefined();
+      // The same folder again: nothing uploaded, and the redeploy rolls onto a replica there too.
+      const again = await serveRun();
+      expect(again.stdout).toMatch(/Working dir \S+: \d+ files, [\d.]+ KiB, in the cluster already/);
+      expect(await ask()).toMatchObject({ said: 'FROM AFAR!', value: 'served', node: cluster.remoteNodeId });
+    } finally {
+      if (ingress) await stopProcess(ingress.pid, 3000);
+      await machine.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

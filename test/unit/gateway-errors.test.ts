@@ -3,7 +3,7 @@ import 'reflect-metadata';
 import { Controller, Get, NotFoundException, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import pino from 'pino';
-import { ClusterError, ConfigError } from '../../runtime/errors';
+import { ClusterError, ConfigError, RuntimeEnvError } from '../../runtime/errors';
 import { ErrorFilter } from '../../gateway/common/error.filter';
 import { HttpError } from '../../gateway/common/errors';
 import { ServiceUnreachableError } from '../../gateway/flows/registry';
@@ -18,6 +18,9 @@ class ThrowingController {
   }
   @Get('upstream') upstream(): never {
     throw new ServiceUnreachableError('Cannot reach http://h:1/openapi.json.');
+  }
+  @Get('env') env(): never {
+    throw new RuntimeEnvError("runtime env 1a2b: node node-1 could not set it up at step 'npm ci': npm ci exited with code 1.");
   }
   @Get('missing') missing(): never {
     throw new NotFoundException('No execution f1.');
@@ -54,6 +57,7 @@ test('NodusError codes become their HTTP statuses with the message kept', async 
   expect(await get('config')).toMatchObject({ status: 400, body: { statusCode: 400, error: 'Bad Request', message: "Unknown option 'x'. Valid options: a, b." } });
   expect((await get('cluster')).status).toBe(503);
   expect(await get('upstream')).toMatchObject({ status: 502, body: { error: 'Bad Gateway' } });
+  expect(await get('env')).toMatchObject({ status: 502, body: { message: expect.stringContaining("could not set it up at step 'npm ci'") } });
 });
 
 test('HTTP exceptions keep their status, extra fields and headers', async () => {

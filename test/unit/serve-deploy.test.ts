@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../../runtime';
 import type { DeploymentConfig } from '../../runtime/protocol/deploy';
+import type { Redis } from 'ioredis';
 import { readServeYaml, resolveDeployment } from '../../serve/deploy/config';
+import { shipApps } from '../../serve/deploy/ship';
 import { AppRouter, OverloadedError, type RoutedReplica } from '../../serve/deploy/router';
 
 const root = resolve(__dirname, '../..');
@@ -23,6 +25,28 @@ test('bad deployment options are refused saying what to do', () => {
   expect(bad({ routePrefix: '/-/x' })).toThrow(ConfigError);
   expect(bad({ targetOngoingRequests: 9 })).toThrow('lower it or raise maxOngoingRequests');
   expect(() => resolveDeployment({ import: 'services/nothing/here.ts' }, root)).toThrow(/No module services\/nothing\/here\.ts/);
+});
+
+test("a deployment's runtimeEnv: its working dir found from the base folder, the module inside it, a misspelt field named", async () => {
+  const spec = resolveDeployment({ import: 'app.ts', runtimeEnv: { workingDir: 'services/my_service', env: { LOG_LEVEL: 'debug' }, excludes: ['*.bin'] } }, root);
+  // Not in the base folder: found in the working dir.
+  expect(spec).toMatchObject({ name: 'my_service', module: join(root, 'services/my_service/app.ts'), envOptions: { workingDir: join(root, 'services/my_service'), env: { LOG_LEVEL: 'debug' }, excludes: ['*.bin'] } });
+  const bad = (o: object) => () => resolveDeployment({ import: 'services/my_service/app.ts', ...o }, root);
+  expect(bad({ runtimeEnv: { workinDir: 'services' } })).toThrow("Unknown runtimeEnv option 'workinDir'. Did you mean 'workingDir'?");
+  expect(bad({ runtime_env: {} })).toThrow("Did you mean 'runtimeEnv'?");
+  expect(bad({ runtimeEnv: { workingDir: 'services/prime' } })).toThrow(/The module \S+my_service\/app\.ts is outside runtimeEnv\.workingDir \S+prime: .*give a working dir that holds the module/);
+  expect(bad({ runtimeEnv: { workingDir: 'services/nowhere' } })).toThrow(/runtimeEnv\.workingDir \S+nowhere is not a folder/);
+  // Shipped: the module travels relative to the working dir (no Redis is needed when nothing is shipped: inside a job).
+  const job = { key: 'k'.repeat(16), pkg: 'a'.repeat(64), vars: { MODE: 'job' } };
+  const inJob = { NODUS_RUNTIME_ENV: JSON.stringify(job), NODUS_ENV_DIR: join(root, 'services') };
+  const [inherited] = await shipApps({} as Redis, 'nodus', [resolveDeployment({ import: 'services/my_service/app.ts' }, root)], inJob);
+  expect(inherited.spec).toMatchObject({ module: 'my_service/app.ts', runtimeEnv: job });
+  expect(inherited.spec).not.toHaveProperty('envOptions');
+  // Variables of its own go over the job's, in the job's working dir.
+  const [over] = await shipApps({} as Redis, 'nodus', [resolveDeployment({ import: 'services/my_service/app.ts', runtimeEnv: { env: { MODE: 'app' } } }, root)], inJob);
+  expect(over.spec.runtimeEnv).toMatchObject({ pkg: job.pkg, vars: { MODE: 'app' } });
+  expect(over.spec.runtimeEnv!.key).not.toBe(job.key);
+  expect(over.spec.module).toBe('my_service/app.ts');
 });
 
 test('a serve.yaml lists applications; a snake_case key and a shared route prefix are refused', () => {
