@@ -20,6 +20,6 @@ test('a driver holds no resources unless asked; custom resources are checked as 
   expect(resolveJobDemand({})).toEqual({});
   expect(resolveJobDemand({ numCpus: 1, numGpus: 0, resources: { accel: 1 } })).toEqual({ CPU: 1, accel: 1 });
   expect(() => resolveJobDemand({ numCpus: -1 })).toThrow('numCpus must be a number >= 0, got -1.');
-  expect(() => resolveJobDemand({ resources: { CPU: 1 } })).toThrow(/give CPU and GPU with numCpus \/ numGpus/);
+  expect(() => resolveJobDemand({ resources: { CPU: 1 } })).toThrow(/give CPU, GPU and memory with numCpus \/ numGpus \/ memory/);
   expect(() => resolveSubmitJob({ entrypoint: 'x', numCpu: 1 } as never)).toThrow(/Unknown submitJob option 'numCpu'\. Did you mean 'numCpus'\?/);
 });
