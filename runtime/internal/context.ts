@@ -8,6 +8,7 @@ import { Actors } from './actors';
 import { Batch } from './batch';
 import { setContext, type RuntimeContext } from './global';
 import { Inbox } from './inbox';
+import { closeObjectConnection, openObjectConnection } from './object-connection';
 import { failureBytes, type CommandClient } from './object-store';
 import { Queues } from './queues';
 import { connect, redact, waitForRedis } from './redis';
@@ -67,6 +68,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     this.redis.on('error', () => undefined);
     this.state = {
       redis: this.redis,
+      objects: openObjectConnection(config.address, `nodus:${config.role}:${config.procId}:objects`),
       keys: this.keys,
       procId: this.procId,
       role: this.role,
@@ -116,6 +118,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
       }
     } catch (err) {
       ctx.redis.disconnect();
+      ctx.state.objects.disconnect();
       throw err;
     }
     return ctx;
@@ -260,6 +263,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
           `The head does that once it sees this driver gone (${DRIVER_HEARTBEAT_MS * 10 / 1000} s without a heartbeat).`,
       );
     }
+    await closeObjectConnection(this.state.objects, !missed.length);
     if (missed.length) this.redis.disconnect();
     else await this.redis.quit().catch(() => this.redis.disconnect());
     setContext(undefined);

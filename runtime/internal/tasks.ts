@@ -2,6 +2,7 @@
 import type { SerializedFailure } from '../errors';
 import type { ActorJob, Keys, Resources, TaskJob } from '../protocol';
 import { settleCall, type CommandClient } from './object-store';
+import type { ObjectClient } from './object-connection';
 import type { Queues } from './queues';
 
 /**
@@ -10,6 +11,8 @@ import type { Queues } from './queues';
  */
 export interface ProcessState {
   readonly redis: CommandClient;
+  /** The object connection: put() writes and get() reads (see object-connection.ts). */
+  readonly objects: ObjectClient;
   readonly keys: Keys;
   /** This process's id: inbox, held references, and (for a driver) owner of its objects. */
   readonly procId: string;
