@@ -24,6 +24,7 @@ export interface ObjectCommands {
   nodusActorDoneBuffer(...args: Arg[]): Promise<Buffer[]>;
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
+  nodusStreamItems(...args: Arg[]): Promise<number>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
   nodusControl(...args: Arg[]): Promise<number>;
   nodusExtendLocks(...args: Arg[]): Promise<number>;
@@ -44,6 +45,7 @@ const NAMES: Record<string, string> = {
   'actor-done': 'nodusActorDone',
   'actor-end': 'nodusActorEnd',
   'stream-item': 'nodusStreamItem',
+  'stream-items': 'nodusStreamItems',
   'node-beat': 'nodusNodeBeat',
   control: 'nodusControl',
   'extend-locks': 'nodusExtendLocks',
