@@ -69,6 +69,10 @@ export class NodeAgent {
   private free: Resources;
   private readonly shapes = new Map<string, Shape>();
   private readonly running = new Map<string, Running>();
+  /** Per queue, the one lease that may linger when the queue runs dry (workers/linger.ts): its token. */
+  private readonly lingerSlots = new Map<string, string>();
+  /** Queues whose lingering lease waits for the next job now: the dispatch loop leaves them to it. */
+  private readonly idleQueues = new Set<string>();
   private readonly cancelled = new Set<string>();
   private pool!: WorkerPool;
   private actorHost!: ActorHost;
@@ -243,6 +247,9 @@ export class NodeAgent {
       this.woken = false;
       let took = false;
       for (const shape of dispatchOrder([...this.shapes.values()])) {
+        // An idle leased worker of this queue takes its next job itself, one hop sooner than a new lease;
+        // once it has, it says so ('start'), and this loop runs again for the jobs after it.
+        if (this.idleQueues.has(shape.key)) continue;
         while (!this.closing && fits(shape.demand, this.free)) {
           const token = `${this.nodeId}:${++this.tokenSeq}`;
           let job: Job<TaskJob> | undefined;
@@ -290,7 +297,19 @@ export class NodeAgent {
         if ((this.free.CPU ?? 0) < 0) worker.send({ t: 'yield' });
       }
     };
+    // One lease per queue on this node may linger: more would all wake for each job and find it taken.
+    const linger = !this.lingerSlots.has(shape.key);
+    if (linger) this.lingerSlots.set(shape.key, token);
+    const setIdle = (now: boolean) => {
+      if (!linger || this.idleQueues.has(shape.key) === now) return;
+      if (now) this.idleQueues.add(shape.key);
+      else {
+        this.idleQueues.delete(shape.key);
+        this.wake();
+      }
+    };
     const onStart = (t: TaskStart) => {
+      setIdle(false);
       if (run) this.running.delete(run.id);
       run = { id: t.id, jobId: t.job, index: t.index, token, shape, worker, job: t.job === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
       this.running.set(t.id, run);
@@ -299,13 +318,15 @@ export class NodeAgent {
     try {
       const data = job.data as TaskJob | undefined;
       const first = { id: typeof data?.id === 'string' ? data.id : job.id!, job: job.id!, index: 0, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') };
-      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, first, onStart, onBlocked);
+      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token, linger }, first, onStart, onBlocked, () => setIdle(true));
       if (reason) this.o.logger.warn({ queue: shape.key, reason }, 'lease ended early');
       this.pool.release(worker);
     } catch (err) {
       if (!(err instanceof WorkerExit)) this.o.logger.error({ job: job.id, err: String(err) }, 'lease failed');
       else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
     } finally {
+      setIdle(false);
+      if (linger) this.lingerSlots.delete(shape.key);
       if (run) this.running.delete(run.id);
       this.free = give(this.free, lent ? { ...shape.demand, CPU: cpu - lent } : shape.demand, this.total);
       this.wake();

@@ -15,6 +15,7 @@ import { isObjectRef } from '../runtime/object-ref';
 import { INLINE_RESULT_BYTES, Keys, Note, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
 import { lookupRemote } from '../runtime/remote';
 import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
+import { Linger } from './linger';
 import { TaskQueue, checkJob } from './task-queue';
 
 const workerId = process.env.NODUS_WORKER_ID!;
@@ -124,6 +125,9 @@ async function runTask(ctx: CoreContext, job: TaskJob): Promise<{ value: Buffer 
 }
 
 const taskQueues = new Map<string, TaskQueue>();
+const linger = new Linger(process.env.NODUS_ADDRESS!, `nodus:worker-linger:${workerId}`);
+/** The agent asked this process to exit: no lingering for more work. */
+let exiting = false;
 /** The agent asked this lease to end after the task that runs now (see the 'yield' message). */
 let yieldLease = false;
 /** Tells the agent when a task's function waits in get()/wait(), so that its CPU runs other work meanwhile. */
@@ -171,7 +175,10 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
       // Sent together: one round trip completes the last task and the job, and takes the next job.
       const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, !yieldLease)]);
       if (done.includes(-1)) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
-      job = next;
+      // The queue ran dry: keep the lease a moment for the next job (see linger.ts).
+      const wait: boolean = !next && !!lease.linger && !reason && !yieldLease;
+      if (wait) send({ t: 'idle' });
+      job = next ?? (wait ? await linger.next(q, token, () => yieldLease || exiting) : undefined);
     }
   } catch (err) {
     reason = `could not finish job ${job?.id}: ${(err as Error).message}`;
@@ -375,7 +382,11 @@ async function main(): Promise<void> {
   process.on('message', (m: AgentToWorker) => {
     if (m.t === 'lease') queue = queue.then(() => runLease(ctx, m.lease));
     else if (m.t === 'yield') yieldLease = true;
-    else if (m.t === 'exit') void ctx.shutdown().finally(() => process.exit(0));
+    else if (m.t === 'exit') {
+      exiting = true;
+      linger.close();
+      void ctx.shutdown().finally(() => process.exit(0));
+    }
   });
   // The agent is gone (killed): nothing more to do here.
   process.on('disconnect', () => process.exit(0));
