@@ -256,6 +256,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     this.state.pending.clear();
     this.streams.endAll(failureBytes({ kind: 'system', task: '?', name: 'NotInitializedError', message: 'the runtime was shut down' }));
     await step('close the task queues', () => this.state.queues.close());
+    this.actors.close();
     this.inbox.close();
     if (missed.length && this.role === 'driver') {
       console.warn(

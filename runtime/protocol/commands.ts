@@ -25,6 +25,8 @@ export interface ObjectCommands {
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
   nodusStreamItems(...args: Arg[]): Promise<number>;
+  nodusActorTake(...args: Arg[]): Promise<number>;
+  nodusActorResend(...args: Arg[]): Promise<[string, string]>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
   nodusControl(...args: Arg[]): Promise<number>;
   nodusExtendLocks(...args: Arg[]): Promise<number>;
@@ -46,6 +48,8 @@ const NAMES: Record<string, string> = {
   'actor-end': 'nodusActorEnd',
   'stream-item': 'nodusStreamItem',
   'stream-items': 'nodusStreamItems',
+  'actor-take': 'nodusActorTake',
+  'actor-resend': 'nodusActorResend',
   'node-beat': 'nodusNodeBeat',
   control: 'nodusControl',
   'extend-locks': 'nodusExtendLocks',

@@ -216,6 +216,11 @@ export interface ActorRecord {
   /** While the head moves it off a dead node: that node, and the placement job's id (a head killed midway leaves the move to the next). */
   movingFrom?: string;
   moveJob?: string;
+  /**
+   * Where its current process takes calls directly (runtime/internal/actor-channels.ts): "host:port:secret";
+   * absent while it has none (restarting, or maxConcurrency above 1). A caller proves it may call by the secret.
+   */
+  chan?: string;
 }
 
 /**
