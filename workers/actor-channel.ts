@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { FrameReader, frame } from '../runtime/internal/frames';
+import { ACTOR_CHANNEL_ACK } from '../runtime/protocol';
 
 /** Sends a call's result frame back to the caller that sent it (a no-op once that caller is gone). */
 export type Reply = (payload: Buffer) => void;
@@ -51,6 +52,8 @@ export class ActorChannelServer {
         if (!trusted) {
           if (f.toString('utf8') !== this.secret) return s.destroy();
           trusted = true;
+          // The caller sends no call before this: it knows it reached this actor, not another server.
+          reply(Buffer.from(ACTOR_CHANNEL_ACK));
         } else this.onCall(Buffer.from(f), reply);
       }
     });

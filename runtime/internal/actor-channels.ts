@@ -1,5 +1,6 @@
 /** @module A caller's direct channels to actors: sync calls go over TCP straight to the actor's process and back, with the Redis mailbox as the fallback and the durable record. */
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { ACTOR_CHANNEL_ACK } from '../protocol';
 import { diedFailure } from './actor-lifecycle';
 import { FrameReader, frame } from './frames';
 import { failureBytes } from './object-store';
@@ -8,6 +9,9 @@ import type { ProcessState } from './tasks';
 
 /** After a channel fails, calls use the mailbox this long before the next try (the actor may be restarting). */
 const RETRY_MS = 1000;
+/** A channel whose actor has not answered its hello by then is given up (calls use the mailbox). */
+const HELLO_MS = 2000;
+
 
 interface Channel {
   state: 'connecting' | 'open' | 'closed';
@@ -97,19 +101,25 @@ export class ActorChannels {
     try {
       const chan = await this.state.redis.hget(this.state.keys.actor(actorId), 'chan');
       const m = chan ? /^(.*):(\d+):([\w-]+)$/.exec(chan) : null;
-      if (!m || this.state.closed) return fail();
+      if (!m || this.state.closed || !this.reachable(m[1])) return fail();
       const socket = tcpConnect({ host: m[1], port: Number(m[2]) });
       ch.socket = socket;
       socket.setNoDelay(true);
       socket.unref();
       const reader = new FrameReader();
-      socket.on('connect', () => {
-        socket.write(frame(Buffer.from(m[3], 'utf8')));
-        if (ch.state === 'connecting') ch.state = 'open';
-      });
+      const hello = setTimeout(fail, HELLO_MS);
+      hello.unref();
+      socket.on('connect', () => socket.write(frame(Buffer.from(m[3], 'utf8'))));
       socket.on('data', (chunk: Buffer) => {
         try {
           for (const f of reader.push(chunk)) {
+            if (ch.state === 'connecting') {
+              // Open only once the actor answered the secret: nothing is sent to whatever else listens there.
+              if (f.toString('utf8') !== ACTOR_CHANNEL_ACK) return fail();
+              clearTimeout(hello);
+              ch.state = 'open';
+              continue;
+            }
             const [id, bytes] = decode<[string, Buffer]>(f);
             if (ch.sent.delete(id)) this.onResult(id, Buffer.from(bytes));
           }
@@ -118,10 +128,23 @@ export class ActorChannels {
         }
       });
       socket.on('error', fail);
-      socket.on('close', fail);
+      socket.on('close', () => {
+        clearTimeout(hello);
+        fail();
+      });
     } catch {
       fail();
     }
+  }
+
+  /**
+   * An actor on a loopback address listens on the machine of Redis, where it reached Redis through
+   * loopback: only a caller that reaches Redis through loopback too is on that machine.
+   */
+  private reachable(host: string): boolean {
+    if (!/^(127\.|::1$|::ffff:127\.)/.test(host)) return true;
+    const mine = (this.state.redis as unknown as { stream?: { localAddress?: string } }).stream?.localAddress ?? '';
+    return /^(127\.|::1$|::ffff:127\.)/.test(mine);
   }
 
   /** A call sent over a channel that dropped before its answer: see actor-resend. */

@@ -243,5 +243,8 @@ export const enum Note {
   Stop = 4,
 }
 
+/** A direct actor channel's first frame from the actor, once the caller's secret checked out (see ActorRecord.chan). */
+export const ACTOR_CHANNEL_ACK = 'nodus-actor-channel-1';
+
 /** Items a producer may send ahead of its consumer (backpressure window). */
 export const STREAM_WINDOW = 64;
