@@ -14,7 +14,8 @@ const HELLO_MS = 2000;
 
 
 interface Channel {
-  state: 'connecting' | 'open' | 'closed';
+  /** 'none': the actor takes no direct calls (maxConcurrency above 1); 'closed': try again after RETRY_MS, or at once when closedAt is 0. */
+  state: 'connecting' | 'open' | 'closed' | 'none';
   socket?: Socket;
   /** Calls sent over it and not answered yet: their exact bytes, for the resend. */
   sent: Map<string, Buffer>;
@@ -57,7 +58,7 @@ export class ActorChannels {
    */
   trySend(actorId: string, callId: string, raw: Buffer): boolean {
     const ch = this.channels.get(actorId);
-    if (!ch || (ch.state === 'closed' && Date.now() - ch.closedAt > RETRY_MS)) {
+    if (!ch || (ch.state === 'closed' && Date.now() - ch.closedAt > (ch.closedAt ? RETRY_MS : 0))) {
       void this.open(actorId);
       return false;
     }
@@ -89,17 +90,23 @@ export class ActorChannels {
   private async open(actorId: string): Promise<void> {
     const ch: Channel = { state: 'connecting', sent: new Map(), closedAt: 0 };
     this.channels.set(actorId, ch);
-    const fail = () => {
+    const fail = (retryNow = false) => {
       if (ch.state === 'closed') return;
       ch.state = 'closed';
-      ch.closedAt = Date.now();
+      ch.closedAt = retryNow ? 0 : Date.now();
       ch.socket?.destroy();
       const unanswered = [...ch.sent];
       ch.sent.clear();
       for (const [id, raw] of unanswered) void this.resend(actorId, id, raw);
     };
     try {
-      const chan = await this.state.redis.hget(this.state.keys.actor(actorId), 'chan');
+      const [chan, state, concurrency] = await this.state.redis.hmget(this.state.keys.actor(actorId), 'chan', 'state', 'maxConcurrency');
+      if (Number(concurrency) > 1) {
+        ch.state = 'none';
+        return;
+      }
+      // Not started yet (or restarting): its process writes the channel before it takes its first call.
+      if (!chan && state !== 'alive' && state !== 'dead') return fail(true);
       const m = chan ? /^(.*):(\d+):([\w-]+)$/.exec(chan) : null;
       if (!m || this.state.closed || !this.reachable(m[1])) return fail();
       const socket = tcpConnect({ host: m[1], port: Number(m[2]) });
@@ -107,7 +114,7 @@ export class ActorChannels {
       socket.setNoDelay(true);
       socket.unref();
       const reader = new FrameReader();
-      const hello = setTimeout(fail, HELLO_MS);
+      const hello = setTimeout(() => fail(), HELLO_MS);
       hello.unref();
       socket.on('connect', () => socket.write(frame(Buffer.from(m[3], 'utf8'))));
       socket.on('data', (chunk: Buffer) => {
@@ -127,7 +134,7 @@ export class ActorChannels {
           fail();
         }
       });
-      socket.on('error', fail);
+      socket.on('error', () => fail());
       socket.on('close', () => {
         clearTimeout(hello);
         fail();
