@@ -11,6 +11,8 @@ export interface Lease {
   queue: string;
   job: JobJson;
   token: string;
+  /** When the queue runs dry, wait a moment for its next job instead of ending (workers/linger.ts); one lease per queue and node. */
+  linger?: boolean;
 }
 
 export type AgentToWorker =
@@ -26,5 +28,7 @@ export type WorkerToAgent =
   | { t: 'start'; id: string; job: string; index: number; owner: string; name: string }
   /** The task started or stopped waiting in get()/wait(): its CPU can run other work meanwhile. */
   | { t: 'blocked'; blocked: boolean }
+  /** The lease's queue ran dry: the worker waits a moment for its next job itself (workers/linger.ts). */
+  | { t: 'idle' }
   /** The lease is over: the queue was empty, or the worker could not go on (reason). */
   | { t: 'done'; reason?: string };

@@ -90,6 +90,10 @@ export class NodeAgent {
   private readonly memory = new MemoryMonitor();
   private readonly shapes = new Map<string, Shape>();
   private readonly running = new Map<string, Running>();
+  /** Per queue, the one lease that may linger when the queue runs dry (workers/linger.ts): its token. */
+  private readonly lingerSlots = new Map<string, string>();
+  /** Queues whose lingering lease waits for the next job now: the dispatch loop leaves them to it. */
+  private readonly idleQueues = new Set<string>();
   private readonly cancelled = new Set<string>();
   private pool!: WorkerPool;
   /** Worker pools of runtime envs, by env key: workers of different envs are never shared. */
@@ -357,6 +361,9 @@ export class NodeAgent {
       this.woken = false;
       let took = false;
       for (const shape of dispatchOrder([...this.shapes.values()])) {
+        // An idle leased worker of this queue takes its next job itself, one hop sooner than a new lease;
+        // once it has, it says so ('start'), and this loop runs again for the jobs after it.
+        if (this.idleQueues.has(shape.key)) continue;
         while (!this.closing && this.shapes.get(shape.key) === shape && this.pools.fits(shape.pool, shape.demand)) {
           const token = `${this.nodeId}:${++this.tokenSeq}`;
           let job: Job<TaskJob> | undefined;
@@ -416,7 +423,19 @@ export class NodeAgent {
         if ((this.pools.of(shape.pool).free.CPU ?? 0) < 0) worker.send({ t: 'yield' });
       }
     };
+    // One lease per queue on this node may linger: more would all wake for each job and find it taken.
+    const linger = !this.lingerSlots.has(shape.key);
+    if (linger) this.lingerSlots.set(shape.key, token);
+    const setIdle = (now: boolean) => {
+      if (!linger || this.idleQueues.has(shape.key) === now) return;
+      if (now) this.idleQueues.add(shape.key);
+      else {
+        this.idleQueues.delete(shape.key);
+        this.wake();
+      }
+    };
     const onStart = (t: TaskStart) => {
+      setIdle(false);
       if (run) this.running.delete(run.id);
       run = { id: t.id, jobId: t.job, index: t.index, token, shape, worker, job: t.job === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
       const r = run;
@@ -432,13 +451,15 @@ export class NodeAgent {
     try {
       const data = job.data as TaskJob | undefined;
       const first = { id: typeof data?.id === 'string' ? data.id : job.id!, job: job.id!, index: 0, owner: data?.owner ?? '', name: String(data?.fn?.name ?? '?') };
-      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token }, first, onStart, onBlocked);
+      const reason = await worker.lease({ queue: shape.key, job: job.asJSON(), token, linger }, first, onStart, onBlocked, () => setIdle(true));
       if (reason) this.o.logger.warn({ queue: shape.key, reason }, 'lease ended early');
       pool.release(worker);
     } catch (err) {
       if (!(err instanceof WorkerExit)) this.o.logger.error({ job: job.id, err: String(err) }, 'lease failed');
       else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
     } finally {
+      setIdle(false);
+      if (linger) this.lingerSlots.delete(shape.key);
       if (run) this.running.delete(run.id);
       if (shape.demand.memory) this.memory.unwatch(worker.pid);
       this.pools.give(shape.pool, lent ? { ...shape.demand, CPU: cpu - lent } : shape.demand);

@@ -47,7 +47,7 @@ export class WorkerProcess {
   /** Reached 'ready': a worker that dies before is broken (bad install), not a task's victim. */
   started = false;
   idleSince = Date.now();
-  private current: { resolve(reason: string | undefined): void; reject(e: Error): void; onStart(t: TaskStart): void; onBlocked(blocked: boolean): void } | undefined;
+  private current: { resolve(reason: string | undefined): void; reject(e: Error): void; onStart(t: TaskStart): void; onBlocked(blocked: boolean): void; onIdle(): void } | undefined;
 
   /** `cwd`: a runtime env's unpacked working dir (default: the agent's). */
   constructor(env: NodeJS.ProcessEnv, events: PoolEvents, onExit: (w: WorkerProcess) => void, cwd?: string) {
@@ -76,6 +76,7 @@ export class WorkerProcess {
         this.task = { id: m.id, job: m.job, index: m.index, owner: m.owner, name: m.name };
         this.current.onStart(this.task);
       } else if (m.t === 'blocked' && this.current) this.current.onBlocked(m.blocked);
+      else if (m.t === 'idle' && this.current) this.current.onIdle();
       else if (m.t === 'done' && this.current) {
         const c = this.current;
         this.current = undefined;
@@ -108,16 +109,23 @@ export class WorkerProcess {
    * Runs a lease: its first task, then the next ones of the same queue while there are any. `onStart`
    * hears of each task as it begins (the first included). Resolves when the lease is over (with the
    * reason if the worker could not go on); rejects with WorkerExit if the process dies first. `onBlocked`
-   * hears when a task starts and stops waiting in get()/wait().
+   * hears when a task starts and stops waiting in get()/wait(); `onIdle` when the queue ran dry and the
+   * worker waits a moment for the next job itself.
    */
-  async lease(lease: Lease, first: TaskStart, onStart: (t: TaskStart) => void, onBlocked: (blocked: boolean) => void = () => undefined): Promise<string | undefined> {
+  async lease(
+    lease: Lease,
+    first: TaskStart,
+    onStart: (t: TaskStart) => void,
+    onBlocked: (blocked: boolean) => void = () => undefined,
+    onIdle: () => void = () => undefined,
+  ): Promise<string | undefined> {
     this.task = first;
     onStart(first);
     try {
       await this.ready;
       if (!this.alive) throw this.exit ?? new WorkerExit(null, null);
       return await new Promise<string | undefined>((resolve, reject) => {
-        this.current = { resolve, reject, onStart, onBlocked };
+        this.current = { resolve, reject, onStart, onBlocked, onIdle };
         this.send({ t: 'lease', lease });
       });
     } finally {

@@ -19,6 +19,8 @@ import { inheritedEnv } from '../runtime/internal/runtime-env';
 import { lookupRemote } from '../runtime/remote';
 import type { AgentToWorker, Lease, WorkerToAgent } from './ipc';
 import { retryLine, shouldRetry } from './retries';
+import { ActorChannelServer, type Reply } from './actor-channel';
+import { Linger } from './linger';
 import { TaskQueue, checkJob } from './task-queue';
 
 const workerId = process.env.NODUS_WORKER_ID!;
@@ -177,6 +179,9 @@ async function runTask(ctx: CoreContext, job: TaskJob, used = 0): Promise<Outcom
 }
 
 const taskQueues = new Map<string, TaskQueue>();
+const linger = new Linger(process.env.NODUS_ADDRESS!, `nodus:worker-linger:${workerId}`);
+/** The agent asked this process to exit: no lingering for more work. */
+let exiting = false;
 /** The agent asked this lease to end after the task that runs now (see the 'yield' message). */
 let yieldLease = false;
 /** Tells the agent when a task's function waits in get()/wait(), so that its CPU runs other work meanwhile. */
@@ -224,7 +229,10 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
       // Sent together: one round trip completes the last task and the job, and takes the next job.
       const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, !yieldLease)]);
       if (done.includes(-1)) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
-      job = next;
+      // The queue ran dry: keep the lease a moment for the next job (see linger.ts).
+      const wait: boolean = !next && !!lease.linger && !reason && !yieldLease;
+      if (wait) send({ t: 'idle' });
+      job = next ?? (wait ? await linger.next(q, token, () => yieldLease || exiting) : undefined);
     }
   } catch (err) {
     reason = `could not finish job ${job?.id}: ${(err as Error).message}`;
@@ -311,6 +319,24 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
     }
     return new Set(list.filter((b) => !orphans.includes(b)).map((b) => b.toString('base64')));
   };
+  // One call at a time (maxConcurrency 1): calls taken from the mailbox and calls that came over the
+  // direct channel wait here in the order they were taken, and one runner works through them.
+  const queued: { raw: Buffer; reply?: Reply }[] = [];
+  let serving = false;
+  let nudge: (() => void) | undefined;
+  const submit = (raw: Buffer, reply?: Reply) => {
+    queued.push({ raw, reply });
+    nudge?.();
+    if (serving) return;
+    serving = true;
+    running++;
+    void runInOrder().finally(() => {
+      serving = false;
+      running--;
+      wake?.();
+    });
+  };
+  if (limit === 1) await openChannel();
   for (;;) {
     if (running >= limit) {
       await new Promise<void>((r) => (wake = r));
@@ -322,17 +348,49 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
       if (!running) suspects = await sweepOrphans(suspects);
       continue;
     }
-    running++;
-    void (limit === 1 ? runInOrder(raw) : runOne(raw)).finally(() => {
-      running--;
-      wake?.();
+    if (limit === 1) submit(raw);
+    else {
+      running++;
+      void runOne(raw).finally(() => {
+        running--;
+        wake?.();
+      });
+    }
+  }
+
+  /**
+   * Takes calls over a direct channel (workers/actor-channel.ts) and says where in the actor's record.
+   * Each call is made durable before it runs: actor-take puts it in the running list with its result
+   * object, on the connection its started mark and report follow, so a restart or the orphan sweep
+   * handles it like a call from the mailbox. Without a channel (no address to listen on), callers use
+   * the mailbox only.
+   */
+  async function openChannel(): Promise<void> {
+    const host = (ctx.redis as unknown as { stream?: { localAddress?: string } }).stream?.localAddress;
+    if (!host) return;
+    const server = new ActorChannelServer((raw, reply) => {
+      let call: ActorCall;
+      try {
+        call = decode<ActorCall>(raw);
+      } catch {
+        return;
+      }
+      // Its started mark is set by actor-take too: begin() leaves it out for a call with a reply.
+      void marks.nodusActorTake(ctx.keys.prefix, actorId, raw, call[0], call[5], call[4]).catch(() => undefined);
+      submit(raw, reply);
     });
+    try {
+      await ctx.redis.hset(key, 'chan', await server.listen(host));
+    } catch (err) {
+      server.close();
+      console.error(`actor ${rec.cls} (${actorId}): no direct channel (${(err as Error).message}); callers use its mailbox`);
+    }
   }
 
   /** Marks a call as begun (before it runs: a restart then knows it may have had effects) and runs it. */
-  function begin(call: Buffer, fetch: number): Promise<Reported> {
-    void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
-    return handleCall(ctx, marks, actorId, rec.cls, instance, call, fetch, retryOn);
+  function begin(call: Buffer, fetch: number, reply?: Reply): Promise<Reported> {
+    if (!reply) void marks.hset(startedKey, decode<ActorCall>(call)[0], '1').catch(() => undefined);
+    return handleCall(ctx, marks, actorId, rec.cls, instance, call, fetch, retryOn, reply);
   }
 
   async function runOne(call: Buffer): Promise<void> {
@@ -340,24 +398,26 @@ async function runActor(ctx: CoreContext, actorId: string): Promise<void> {
   }
 
   /**
-   * One call at a time, in mailbox order, without waiting for Redis between calls: a call's report goes
+   * One call at a time, in the order taken, without waiting for Redis between calls: a call's report goes
    * out as the next call starts, and while few calls are at hand a report also takes up to FETCH more.
    */
-  async function runInOrder(first: Buffer): Promise<void> {
-    const local: Buffer[] = [first];
+  async function runInOrder(): Promise<void> {
     let fetching: Promise<void> | undefined;
     for (;;) {
-      const call = local.shift();
-      if (!call) {
+      const next = queued.shift();
+      if (!next) {
         if (!fetching) return;
-        await fetching;
+        // The calls a report takes, or a direct call, whichever comes first: a direct call must not
+        // wait for the report of the call before it.
+        await Promise.race([fetching, new Promise<void>((r) => (nudge = r))]);
+        nudge = undefined;
         continue;
       }
-      const fetch = !fetching && local.length < FETCH / 4 ? FETCH : 0;
-      const { taken } = await begin(call, fetch);
+      const fetch = !fetching && queued.length < FETCH / 4 ? FETCH : 0;
+      const { taken } = await begin(next.raw, fetch, next.reply);
       if (fetch) {
         fetching = taken
-          .then((calls) => void local.push(...calls))
+          .then((calls) => void queued.push(...calls.map((raw) => ({ raw }))))
           .catch((err) => console.error(`actor ${actorId}: could not report a call:`, err))
           .finally(() => (fetching = undefined));
       } else void taken.catch((err) => console.error(`actor ${actorId}: could not report a call:`, err));
@@ -383,6 +443,7 @@ async function handleCall(
   raw: Buffer,
   fetch: number,
   retry: { on: true | string[] | undefined; max: number },
+  reply?: Reply,
 ): Promise<Reported> {
   const [id, method, argsBytes, argsRef, caller, owner, generator, tries] = decode<ActorCall>(raw);
   const name = `${cls}.${method}`;
@@ -420,6 +481,10 @@ async function handleCall(
     const bytes = fullFailure(err, out.value, name);
     return report(bytes, encode([Note.Done, id, bytes]).bytes, 0, [], true);
   });
+  // A call that came over the direct channel gets its result back the same way, as its report leaves
+  // for Redis (which keeps the durable record, and tells the caller's inbox too: a copy it ignores). A
+  // stored (large) result is read from Redis once that report has landed, so it goes by the inbox only.
+  if (reply && out.value) reply(encode([id, out.value]).bytes);
   return { taken };
 }
 
@@ -461,7 +526,11 @@ async function main(): Promise<void> {
   process.on('message', (m: AgentToWorker) => {
     if (m.t === 'lease') queue = queue.then(() => runLease(ctx, m.lease));
     else if (m.t === 'yield') yieldLease = true;
-    else if (m.t === 'exit') void ctx.shutdown().finally(() => process.exit(0));
+    else if (m.t === 'exit') {
+      exiting = true;
+      linger.close();
+      void ctx.shutdown().finally(() => process.exit(0));
+    }
   });
   // The agent is gone (killed): nothing more to do here.
   process.on('disconnect', () => process.exit(0));

@@ -5,6 +5,7 @@ import { isObjectRef } from '../object-ref';
 import type { ResolvedActorOptions } from '../options';
 import { PROTOCOL_VERSION, actorQueueName, shapeKey, type ActorCall, type ActorJob, type ActorRecord, type FunctionDescriptor } from '../protocol';
 import { actorFailure, diedFailure, endActor, killActor } from './actor-lifecycle';
+import { ActorChannels } from './actor-channels';
 import type { Batch } from './batch';
 import type { Inbox } from './inbox';
 import type { Strategies } from './strategies';
@@ -24,6 +25,7 @@ interface ActorLine {
 
 export class Actors {
   private readonly actorLines = new Map<string, ActorLine>();
+  private readonly channels: ActorChannels;
 
   constructor(
     private readonly state: ProcessState,
@@ -33,7 +35,14 @@ export class Actors {
     private readonly inbox: Inbox,
     private readonly envs: RuntimeEnvs,
     private readonly strategies: Strategies,
-  ) {}
+  ) {
+    this.channels = new ActorChannels(state, (id, bytes) => this.inbox.onCompletion(id, bytes));
+  }
+
+  /** Closes the direct channels to actors (at shutdown). */
+  close(): void {
+    this.channels.close();
+  }
 
   /** Creates an actor: its record and name at once (in this tick's batch), its placement once its arguments are ready. */
   createActor(cls: FunctionDescriptor, args: unknown[], opts: ResolvedActorOptions, generators: string[]): unknown {
@@ -129,15 +138,18 @@ export class Actors {
     this.state.pending.set(id, entry);
     let result: unknown;
     if (generator) result = this.streams.open(id);
-    else {
-      result = this.refs.makeRef(id, true);
-      this.batch.creates.push(id);
-    }
+    else result = this.refs.makeRef(id, true);
     this.inbox.startInbox();
     const deps = args.filter(isObjectRef).map((r) => r.id);
     const packed = this.refs.packArgs(enc, entry.args, deps);
     const call: ActorCall = [id, method, packed.bytes, packed.argsRef, this.state.procId, this.state.ownerId, generator, 0];
     let line = this.actorLines.get(actorId);
+    // A sync-style call (nothing else of this process under way at that actor) goes over the direct
+    // channel when there is one (actor-channels.ts); the actor creates its result object then.
+    const direct = !generator && !deps.length && !line && packed.argsRef === null && this.channels.trySend(actorId, id, encode(call).bytes);
+    this.channels.track(actorId, id);
+    if (direct) return result;
+    if (!generator) this.batch.creates.push(id);
     if (!deps.length && !line?.blocked) {
       this.queueCall(actorId, call);
     } else {

@@ -11,6 +11,7 @@ import { setContext, type RuntimeContext } from './global';
 import { Inbox } from './inbox';
 import { MetricsPusher } from './metrics';
 import { TaskObserver } from './observer';
+import { closeObjectConnection, openObjectConnection } from './object-connection';
 import { failureBytes, type CommandClient } from './object-store';
 import { removeOwnedGroups } from './placement-groups';
 import { Queues } from './queues';
@@ -80,6 +81,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     this.redis.on('error', () => undefined);
     this.state = {
       redis: this.redis,
+      objects: openObjectConnection(config.address, `nodus:${config.role}:${config.procId}:objects`),
       keys: this.keys,
       procId: this.procId,
       role: this.role,
@@ -134,6 +136,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
       ctx.metrics = new MetricsPusher(ctx.redis, ctx.keys.prefix, `${config.role}:${ctx.procId}`).start();
     } catch (err) {
       ctx.redis.disconnect();
+      ctx.state.objects.disconnect();
       throw err;
     }
     return ctx;
@@ -278,6 +281,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     this.state.pending.clear();
     this.streams.endAll(failureBytes({ kind: 'system', task: '?', name: 'NotInitializedError', message: 'the runtime was shut down' }));
     await step('close the task queues', () => this.state.queues.close());
+    this.actors.close();
     this.inbox.close();
     if (missed.length && this.role === 'driver') {
       console.warn(
@@ -285,6 +289,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
           `The head does that once it sees this driver gone (${DRIVER_HEARTBEAT_MS * 10 / 1000} s without a heartbeat).`,
       );
     }
+    await closeObjectConnection(this.state.objects, !missed.length);
     if (missed.length) this.redis.disconnect();
     else await this.redis.quit().catch(() => this.redis.disconnect());
     setContext(undefined);

@@ -8,6 +8,10 @@ export interface ConnectOptions {
   /** Blocking commands (BLMPOP, BullMQ workers) need requests that never give up. */
   blocking?: boolean;
   name?: string;
+  /** Send each command as it is made instead of gathering a tick's commands into one pipeline. @default blocking */
+  direct?: boolean;
+  /** Connect on the first command rather than at once, for a connection some processes never use. */
+  lazy?: boolean;
   /** For rediss://: the CA file to trust (default: tlsCaFile(address)). */
   ca?: string;
 }
@@ -17,7 +21,8 @@ export function connect(address: string, opts: ConnectOptions = {}): Redis {
   const options: RedisOptions = {
     maxRetriesPerRequest: null,
     // Commands issued in the same tick go out as one pipeline: most of our hot paths issue several.
-    enableAutoPipelining: !opts.blocking,
+    enableAutoPipelining: !(opts.blocking || opts.direct),
+    lazyConnect: opts.lazy ?? false,
     connectionName: opts.name,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
     password: process.env.NODUS_PASSWORD || undefined,

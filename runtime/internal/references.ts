@@ -4,6 +4,7 @@ import { ObjectRef, isObjectRef, resolveWithRef } from '../object-ref';
 import { INLINE_RESULT_BYTES, ValueTag, shapeKey } from '../protocol';
 import { actorFailure, endActor } from './actor-lifecycle';
 import type { Batch } from './batch';
+import type { ObjectClient } from './object-connection';
 import { failureBytes, fromStored, newId, readStored, storeError, toStoredForm, writeChunks } from './object-store';
 import { decode, encode } from './serialization';
 import { deferred, settleWith, sleep, systemFailure, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
@@ -81,7 +82,8 @@ export class References {
   /** Small arguments ride in the job as base64; large ones go to the object store (as Ray does) and become a dependency. */
   packArgs(enc: { bytes: Buffer; refs: string[] }, keepAlive: unknown[], deps: string[]): { args: string | null; argsRef: string | null; bytes: Buffer | null } {
     if (enc.bytes.length <= INLINE_RESULT_BYTES) return { args: enc.bytes.toString('base64'), argsRef: null, bytes: enc.bytes };
-    const argsRef = this.putEncoded(enc.bytes, enc.refs);
+    // On the main connection: the write must reach Redis before the job that reads it.
+    const argsRef = this.putEncoded(enc.bytes, enc.refs, this.state.redis);
     keepAlive.push(argsRef);
     deps.push(argsRef.id);
     return { args: null, argsRef: argsRef.id, bytes: null };
@@ -117,7 +119,7 @@ export class References {
       if (this.state.closed) throw new NotInitializedError('runtime shut down');
       // The first byte tells a failure from a value without reading a large value.
       const [[, tag], [, exists]] = (await this.state.redis.multi().getrange(this.state.keys.value(id), 0, 0).exists(this.state.keys.meta(id)).exec()) as [[null, string], [null, number]];
-      if (tag === String.fromCharCode(ValueTag.Error)) return readStored(this.state.redis, this.state.keys, id);
+      if (tag === String.fromCharCode(ValueTag.Error)) return readStored(this.state.objects, this.state.keys, id);
       if (tag) return null;
       if (!exists) {
         // Lost: rebuilt first when this process made it and its lineage allows (then the task runs).
@@ -161,7 +163,7 @@ export class References {
     const local = this.local.get(id);
     if (local) return local;
     for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
-      const bytes = await readStored(this.state.redis, this.state.keys, id);
+      const bytes = await readStored(this.state.objects, this.state.keys, id);
       if (bytes) return bytes;
       if (!(await this.state.redis.exists(this.state.keys.meta(id)))) {
         // This process holds the ref, so the object was not freed: it was lost. Rebuild it if we can.
@@ -290,7 +292,8 @@ export class References {
     let ref: ObjectRef<T>;
     try {
       const enc = encode(value, 'put() value');
-      ref = this.putEncoded(enc.bytes, enc.refs) as ObjectRef<T>;
+      // On the object connection: the ref is handed out only once the write is acknowledged.
+      ref = this.putEncoded(enc.bytes, enc.refs, this.state.objects) as ObjectRef<T>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -302,17 +305,17 @@ export class References {
   lastPut: Promise<unknown> = Promise.resolve();
 
   /** Stores encoded bytes under a new id; the ref is usable at once (its write is ordered before later commands). */
-  private putEncoded(bytes: Buffer, innerRefs: string[]): ObjectRef {
+  private putEncoded(bytes: Buffer, innerRefs: string[], redis: ObjectClient): ObjectRef {
     const id = newId();
     const form = toStoredForm(bytes);
     const ref = this.makeRef(id, true);
     const write = async () => {
       try {
-        await writeChunks(this.state.redis, this.state.keys, id, form.chunks);
-        await this.state.redis.nodusPut(this.state.keys.prefix, this.state.ownerId, this.state.procId, id, form.head, form.chunks.length, ...innerRefs);
+        await writeChunks(redis, this.state.keys, id, form.chunks);
+        await redis.nodusPut(this.state.keys.prefix, this.state.ownerId, this.state.procId, id, form.head, form.chunks.length, ...innerRefs);
       } catch (err) {
         // Leave nothing half-written behind; the objects already stored are untouched.
-        if (form.chunks.length) await this.state.redis.del(...form.chunks.map((_, i) => this.state.keys.chunk(id, i))).catch(() => undefined);
+        if (form.chunks.length) await redis.del(...form.chunks.map((_, i) => this.state.keys.chunk(id, i))).catch(() => undefined);
         throw storeError(err, bytes.length);
       }
     };

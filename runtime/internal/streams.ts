@@ -6,6 +6,7 @@ import { INLINE_RESULT_BYTES, Keys, Note, STREAM_WINDOW } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
 import { failureBytes, fromStored, isFailure, newId, storeError, toStoredForm, writeChunks } from './object-store';
 import type { Batch } from './batch';
+import { ItemSender } from './stream-sender';
 import { encode } from './serialization';
 
 /** What a consumer needs from its process's runtime. */
@@ -241,7 +242,9 @@ export async function produce(host: ProducerHost, it: AsyncIterator<unknown>, t:
   });
   host.startInbox();
   const inbox = host.keys.inbox(t.consumer);
+  const sender = new ItemSender(host.redis, host.keys, { owner: t.owner, consumer: t.consumer, inbox });
   let count = 0;
+  let large = 0;
   let failure: Buffer | null = null;
   try {
     for (;;) {
@@ -257,20 +260,31 @@ export async function produce(host: ProducerHost, it: AsyncIterator<unknown>, t:
       const form = toStoredForm(enc.bytes);
       const itemId = newId();
       const inline = !form.chunks.length && form.head.length <= INLINE_RESULT_BYTES;
-      if (!inline) {
+      const note = encode([Note.Item, t.streamId, count, itemId, inline ? form.head : null, host.procId]).bytes;
+      if (inline) {
+        // Small items go in batches (stream-sender.ts); the generator runs on meanwhile.
+        sender.add({ id: itemId, value: form.head, note, inner: enc.refs });
+      } else {
+        // A large one waits for the items before it, then goes alone, its chunks first.
+        await sender.drain();
         await writeChunks(host.redis, host.keys, itemId, form.chunks);
         await host.redis.set(host.keys.value(itemId), form.head);
+        await host.redis.nodusStreamItem(host.keys.prefix, itemId, t.owner, t.consumer, inbox, '', form.chunks.length, note, ...enc.refs);
+        large++;
       }
-      const note = encode([Note.Item, t.streamId, count, itemId, inline ? form.head : null, host.procId]).bytes;
-      await host.redis.nodusStreamItem(host.keys.prefix, itemId, t.owner, t.consumer, inbox, inline ? form.head : '', form.chunks.length, note, ...enc.refs);
       count++;
     }
+    await sender.drain();
   } catch (err) {
     const e = storeError(err, 0);
     failure = failureBytes(toFailure(e, e instanceof ObjectStoreFullError ? 'full' : 'task', t.name));
+    // What the consumer got: the items Redis took (a failed batch took none of its items).
+    await sender.drain().catch(() => undefined);
   } finally {
     host.unregisterProducer(t.streamId);
   }
+  // After a failure the count is what reached the consumer (a failed batch delivered none of its items).
+  if (failure) count = sender.sent + large;
   // A control write: it gets through when Redis is out of memory, so the consumer is not left waiting.
   await host.redis.nodusControl('l', inbox, encode([Note.End, t.streamId, count, failure]).bytes);
   return count;

@@ -3,6 +3,7 @@ import { RuntimeEnvError, toFailure, type SerializedFailure } from '../errors';
 import type { ActorJob, Keys, Placement, Resources, TaskJob } from '../protocol';
 import { settleCall, type CommandClient } from './object-store';
 import type { TaskObserver } from './observer';
+import type { ObjectClient } from './object-connection';
 import type { Queues } from './queues';
 
 /**
@@ -11,6 +12,8 @@ import type { Queues } from './queues';
  */
 export interface ProcessState {
   readonly redis: CommandClient;
+  /** The object connection: put() writes and get() reads (see object-connection.ts). */
+  readonly objects: ObjectClient;
   readonly keys: Keys;
   /** This process's id: inbox, held references, and (for a driver) owner of its objects. */
   readonly procId: string;

@@ -24,6 +24,9 @@ export interface ObjectCommands {
   nodusActorDoneBuffer(...args: Arg[]): Promise<Buffer[]>;
   nodusActorEndBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[]]>;
   nodusStreamItem(...args: Arg[]): Promise<number>;
+  nodusStreamItems(...args: Arg[]): Promise<number>;
+  nodusActorTake(...args: Arg[]): Promise<number>;
+  nodusActorResend(...args: Arg[]): Promise<[string, string]>;
   nodusNodeBeat(...args: Arg[]): Promise<number>;
   nodusControl(...args: Arg[]): Promise<number>;
   nodusExtendLocks(...args: Arg[]): Promise<number>;
@@ -46,6 +49,9 @@ const NAMES: Record<string, string> = {
   'actor-done': 'nodusActorDone',
   'actor-end': 'nodusActorEnd',
   'stream-item': 'nodusStreamItem',
+  'stream-items': 'nodusStreamItems',
+  'actor-take': 'nodusActorTake',
+  'actor-resend': 'nodusActorResend',
   'node-beat': 'nodusNodeBeat',
   control: 'nodusControl',
   'extend-locks': 'nodusExtendLocks',
@@ -63,13 +69,17 @@ const NAMES: Record<string, string> = {
 const RESERVED: Record<string, string> = { complete: 'nodusCompleteReserved', 'actor-done': 'nodusActorDoneReserved' };
 const ALLOW_OOM = '#!lua flags=allow-oom\n';
 
-/** Defines the commands on a client (idempotent) and returns it typed. */
-export function withCommands(redis: Redis): Redis & ObjectCommands {
+/**
+ * Defines the commands on a client (idempotent) and returns it typed. `only`: define just these (file
+ * names without the key count), for a connection that runs a few of them: ioredis copies every defined
+ * command into each auto-pipeline it makes, so a short list keeps a hot connection's pipelines cheap.
+ */
+export function withCommands(redis: Redis, only?: string[]): Redis & ObjectCommands {
   const r = redis as Redis & ObjectCommands & { __nodusCommands?: boolean };
   if (r.__nodusCommands) return r;
   for (const file of readdirSync(DIR)) {
     const m = /^([\w-]+)-(\d+)\.lua$/.exec(file);
-    if (!m || !NAMES[m[1]]) continue;
+    if (!m || !NAMES[m[1]] || (only && !only.includes(m[1]))) continue;
     const lua = load(file);
     redis.defineCommand(NAMES[m[1]], { numberOfKeys: Number(m[2]), lua });
     if (RESERVED[m[1]]) redis.defineCommand(RESERVED[m[1]], { numberOfKeys: Number(m[2]), lua: ALLOW_OOM + lua });

@@ -284,6 +284,11 @@ export interface ActorRecord {
   pg?: string;
   /** JSON: retry a method that threw (within maxTaskRetries): true, or a list of error names. */
   retryExceptions?: string;
+  /**
+   * Where its current process takes calls directly (runtime/internal/actor-channels.ts): "host:port:secret";
+   * absent while it has none (restarting, or maxConcurrency above 1). A caller proves it may call by the secret.
+   */
+  chan?: string;
 }
 
 /**
@@ -305,6 +310,9 @@ export const enum Note {
   /** [Stop, streamId] — the consumer stopped early. */
   Stop = 4,
 }
+
+/** A direct actor channel's first frame from the actor, once the caller's secret checked out (see ActorRecord.chan). */
+export const ACTOR_CHANNEL_ACK = 'nodus-actor-channel-1';
 
 /** Items a producer may send ahead of its consumer (backpressure window). */
 export const STREAM_WINDOW = 64;

@@ -1,6 +1,7 @@
 import { TaskError, get, kill } from '../../runtime';
 import { eventually, useCluster } from '../helpers/cluster';
 import { CounterActor, SlowActor, StreamingProducer, tokens } from '../fixtures/actors';
+import { mixedSizes } from '../fixtures/streams';
 
 useCluster({ nodes: 1, cpus: 2 });
 
@@ -67,5 +68,14 @@ describe('streaming generators', () => {
     const seen: string[] = [];
     for await (const ref of tokens.remote(5)) seen.push(await get(ref));
     expect(seen).toEqual(['token-0', 'token-1', 'token-2', 'token-3', 'token-4']);
+  });
+
+  test('small items sent in batches and large items sent alone arrive in the order they were yielded', async () => {
+    const seen: number[] = [];
+    for await (const ref of mixedSizes.remote(300)) {
+      const v = (await get(ref)) as number | Float64Array;
+      seen.push(typeof v === 'number' ? v : v[0]);
+    }
+    expect(seen).toEqual(Array.from({ length: 300 }, (_, i) => i));
   });
 });
