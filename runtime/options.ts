@@ -120,8 +120,24 @@ export function mergeRuntimeEnv(base: ResolvedRuntimeEnv | undefined, over: Reso
   return out;
 }
 
+/** Where a task or an actor runs, and in what: the options tasks and actors share. */
+export interface PlacementOptions {
+  /** The runtime env its process runs in, merged over the job's (init's). @default the job's */
+  runtimeEnv?: RuntimeEnv;
+  /** Memory in bytes it holds (a task while it runs, an actor while it lives); its process is killed with OutOfMemoryError if it grows past it. @default none */
+  memory?: number;
+  /** Where it runs: any node with room, round-robin over the nodes, or a given node (see SchedulingStrategy). @default 'DEFAULT' */
+  schedulingStrategy?: SchedulingStrategy;
+  /** Only nodes whose labels match (`nodus worker join --labels`), e.g. `{ zone: 'a' }`, `{ zone: '!a' }`, `{ zone: 'in(a,b)' }`. @default none */
+  labelSelector?: LabelSelector;
+  /** Run in a bundle of this placement group (see placementGroup()). @default none */
+  placementGroup?: PlacementGroupRef;
+  /** Which bundle of `placementGroup`; -1: any bundle it fits in (a task: one per submission, round-robin; an actor: the first). @default -1 */
+  bundleIndex?: number;
+}
+
 /** Options of a remote function, given to `remote(opts, fn)` or `.options(opts)`. */
-export interface RemoteOptions {
+export interface RemoteOptions extends PlacementOptions {
   /** CPUs the task holds while it runs. @default 1 */
   numCpus?: number;
   /** GPUs the task holds while it runs. @default 0 */
@@ -132,18 +148,6 @@ export interface RemoteOptions {
   maxRetries?: number;
   /** Name shown in logs, errors and `nodus status`. @default the function's name */
   name?: string;
-  /** The runtime env it runs in, merged over the job's (init's). @default the job's */
-  runtimeEnv?: RuntimeEnv;
-  /** Memory in bytes the task holds while it runs; its worker is killed with OutOfMemoryError if it grows past it. @default none */
-  memory?: number;
-  /** Where it runs: any node with room, round-robin over the nodes, or a given node (see SchedulingStrategy). @default 'DEFAULT' */
-  schedulingStrategy?: SchedulingStrategy;
-  /** Only nodes whose labels match (`nodus worker join --labels`), e.g. `{ zone: 'a' }`, `{ zone: '!a' }`, `{ zone: 'in(a,b)' }`. @default none */
-  labelSelector?: LabelSelector;
-  /** Run in a bundle of this placement group (see placementGroup()). @default none */
-  placementGroup?: PlacementGroupRef;
-  /** Which bundle of `placementGroup`; -1: any bundle the task fits in. @default -1 */
-  bundleIndex?: number;
   /** The function returns a list of this many values, each its own object: `.remote()` returns that many refs. @default 1 */
   numReturns?: number;
   /** Run the task again (within maxRetries) when its function throws: true for any error, or only these errors (classes or names). @default false */
@@ -400,7 +404,7 @@ export function resolveNodeLabels(given: unknown): Record<string, string> {
 }
 
 /** Options of an actor class, given to `remote(Class, opts)` or `.options(opts)`. */
-export interface ActorOptions {
+export interface ActorOptions extends PlacementOptions {
   /** CPUs the actor holds while it lives. @default 0 */
   numCpus?: number;
   /** GPUs the actor holds while it lives. @default 0 */
@@ -419,18 +423,6 @@ export interface ActorOptions {
   namespace?: string;
   /** 'detached': the actor outlives the driver that created it, until kill(). @default ends with its driver */
   lifetime?: 'detached';
-  /** The runtime env its process runs in, merged over the job's (init's). @default the job's */
-  runtimeEnv?: RuntimeEnv;
-  /** Memory in bytes the actor holds while it lives; its process is killed (OutOfMemoryError) if it grows past it. @default none */
-  memory?: number;
-  /** Where it is placed: see RemoteOptions.schedulingStrategy. @default 'DEFAULT' */
-  schedulingStrategy?: SchedulingStrategy;
-  /** Only nodes whose labels match. @default none */
-  labelSelector?: LabelSelector;
-  /** Place it in a bundle of this placement group. @default none */
-  placementGroup?: PlacementGroupRef;
-  /** Which bundle of `placementGroup`; -1: the first it fits in. @default -1 */
-  bundleIndex?: number;
   /** Run a method again (within maxTaskRetries) when it throws: true for any error, or only these. @default false */
   retryExceptions?: RetryExceptions;
 }

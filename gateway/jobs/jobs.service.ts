@@ -24,6 +24,7 @@ import type { AuthUser } from '../auth/decorators';
 import { parseWith, rawBodyOf } from '../common/body';
 import { GatewayContext } from '../common/context';
 import { HttpError } from '../common/errors';
+import { openEventStream, resumeFrom } from '../common/sse';
 
 /** `GET /api/jobs`'s query, as given (strings). */
 export interface JobsQuery {
@@ -43,7 +44,6 @@ const SubmitBody = z.strictObject({
 
 /** A comment line this often keeps proxies and browsers from closing a quiet stream. */
 const PING_MS = 3000;
-const STREAM_ID = /^\d+(-\d+)?$/;
 
 @Injectable()
 export class JobsService implements OnModuleDestroy {
@@ -134,16 +134,9 @@ export class JobsService implements OnModuleDestroy {
   }
 
   async logs(req: Request, res: Response, id: string, lastEventId: string | undefined): Promise<void> {
-    const after = lastEventId?.trim() || '0';
-    if (!STREAM_ID.test(after)) throw new BadRequestException(`Last-Event-ID must be an event id such as 1700000000000-0, got '${after}'.`);
+    const after = resumeFrom(lastEventId);
     await this.get(id);
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('Connection', 'keep-alive');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    req.socket.setNoDelay(true);
+    openEventStream(req, res);
     const blocking = connect(this.gw.options.address, { name: 'nodus:gateway-job-log', blocking: true });
     blocking.on('error', () => undefined);
     this.open.add(blocking);

@@ -1,15 +1,15 @@
 /** @module Server-sent event streams of executions, fed by the gateway's one EventHub. */
-import { BadRequestException, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { isFinal, type ExecEvent, type ExecRecord } from '../../runtime/protocol/services';
 import type { AuthUser } from '../auth/decorators';
 import { GatewayContext } from '../common/context';
 import { EventHub, compareIds, type Subscription } from './event-hub';
 import { OutputsService } from './outputs.service';
+import { openEventStream, resumeFrom } from '../common/sse';
 
 /** A comment line this often keeps proxies and browsers from closing a quiet stream. */
 const PING_MS = 3000;
-const STREAM_ID = /^\d+(-\d+)?$/;
 
 function isFinalStatus(e: ExecEvent): boolean {
   return e.kind === 'status' && isFinal((e.data as { status?: string } | null)?.status);
@@ -56,19 +56,11 @@ export class StreamService implements OnModuleInit, OnModuleDestroy {
    * (`{ kind, data, at }`), then `event: eof` after the final status. Error stacks go to the owner only.
    */
   async stream(req: Request, res: Response, fid: string, user: AuthUser, lastEventId: string | undefined): Promise<void> {
-    const after = lastEventId?.trim() || '0';
-    if (!STREAM_ID.test(after)) throw new BadRequestException(`Last-Event-ID must be an event id such as 1700000000000-0, got '${after}'.`);
+    const after = resumeFrom(lastEventId);
     const rec: ExecRecord = await this.outputs.visible(fid, user);
     const owner = rec.owner === user.name;
 
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache');
-    res.setHeader('Connection', 'keep-alive');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
-    // Events are small and must go out at once, not wait for Nagle to fill a packet.
-    req.socket.setNoDelay(true);
+    openEventStream(req, res);
 
     let ended = false;
     // Only called once `sub` below exists: from the listener, the socket closing, or shutdown.
