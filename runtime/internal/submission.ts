@@ -4,6 +4,7 @@ import { ConfigError, NotInitializedError, ObjectStoreFullError, cancelledFailur
 import { isObjectRef, type ObjectRef } from '../object-ref';
 import type { ResolvedRemoteOptions } from '../options';
 import { PROTOCOL_VERSION, shapeKey, taskQueueName, type ControlMessage, type FunctionDescriptor, type NodeInfo, type Resources, type TaskJob } from '../protocol';
+import type { ObjectPipeline } from '../protocol/commands';
 import type { Actors } from './actors';
 import type { Batch, BatchContents } from './batch';
 import type { Inbox } from './inbox';
@@ -15,7 +16,7 @@ import { checkRef, type References } from './references';
 import { envModulePath, type PreparedEnv, type RuntimeEnvs } from './runtime-env';
 import { encode } from './serialization';
 import type { RefStream, StreamTable } from './streams';
-import { deferred, envFailure, settleWith, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
+import { deferred, envFailure, settleWith, type ActorCreate, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
 
 /** Cluster node list cache for infeasibility warnings. */
 const NODES_TTL_MS = 1000;
@@ -111,9 +112,8 @@ export class Submitter {
     const unplaceable = this.strategies.needsNodes(jobs) ? this.strategies.route(jobs, await this.clusterNodes().catch(() => [])) : [];
     if (unplaceable.length) jobs = jobs.filter((q) => !unplaceable.some((u) => u.job === q));
     const work: Promise<unknown>[] = [];
-    // Order matters and holds: one connection, commands issued in this order.
-    for (const part of slices(creates)) work.push(this.state.redis.nodusCreate(this.state.keys.prefix, this.state.ownerId, this.state.procId, ...part));
-    for (const c of actorCreates) work.push(this.state.redis.nodusActorCreate(...c.args));
+    // Before the jobs, and written to the socket now: their result objects and actor records (see sendFirst).
+    if (creates.length || actorCreates.length) work.push(this.sendFirst(creates, actorCreates));
     for (const u of unplaceable) work.push(failPlacement(this.state, u.job, u.failure));
     const byQueue = new Map<string, QueuedJob[]>();
     for (const q of jobs) {
@@ -157,6 +157,21 @@ export class Submitter {
       for (const id of [...jobs.map((j) => j.id), ...[...actorCalls.values()].flat().map((c) => c[0])]) this.inbox.onCompletion(id, failure);
       throw err;
     }
+  }
+
+  /**
+   * What a job needs in place before a worker may take it: the objects of its results (a task that completes
+   * before its result object exists has the result dropped, and whoever reads it waits forever) and the
+   * records of actors. In one pipeline, written to the socket at once (before any await): BullMQ's addBulk
+   * writes a pipeline of its own straight to the socket too, whereas a command left to the connection's
+   * auto-pipeline goes out a tick later, or later still while an earlier auto-pipeline awaits its reply. On a
+   * busy machine a lingering worker took a job, ran it and completed it in that gap.
+   */
+  private async sendFirst(creates: string[], actorCreates: ActorCreate[]): Promise<void> {
+    const pipe = this.state.redis.pipeline() as unknown as ObjectPipeline;
+    for (const part of slices(creates)) pipe.nodusCreate(this.state.keys.prefix, this.state.ownerId, this.state.procId, ...part);
+    for (const c of actorCreates) pipe.nodusActorCreate(...c.args);
+    for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
   }
 
   /**

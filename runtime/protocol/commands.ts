@@ -1,7 +1,7 @@
 /** @module Loads the Lua commands in ./commands onto an ioredis client (BullMQ's layout: `<name>-<numKeys>.lua`). */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 const DIR = join(__dirname, 'commands');
 
@@ -37,6 +37,9 @@ export interface ObjectCommands {
   /** nodusActorDone that runs when Redis is out of memory: only for failures (small), see RESERVED. */
   nodusActorDoneReservedBuffer(...args: Arg[]): Promise<Buffer[]>;
 }
+
+/** An explicit pipeline (`redis.pipeline()`) of a client that has the commands: ioredis copies them onto it. */
+export type ObjectPipeline = ChainableCommander & { [K in keyof ObjectCommands]: (...args: Arg[]) => ObjectPipeline };
 
 const NAMES: Record<string, string> = {
   create: 'nodusCreate',

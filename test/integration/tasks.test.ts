@@ -1,5 +1,6 @@
 import { ConfigError, GetTimeoutError, ObjectRef, SerializationError, TaskError, get, put, remote, wait } from '../../runtime';
 import { useCluster } from '../helpers/cluster';
+import { submitAndStall } from '../helpers/stall';
 import { CustomError, add, describeArg, echo, fail, fill, getNested, makeRefInside, nestedSquare, returnsFunction, sleep, square, sumArray, whereAmI } from '../fixtures/tasks';
 
 const cluster = useCluster({ nodes: 2, cpus: 2 });
@@ -120,6 +121,16 @@ describe('remote functions on a two-node cluster', () => {
     const a = square.remote(3);
     const b = square.remote(4);
     expect(await get(add.remote(a, b))).toBe(25);
+  });
+
+  test('a task that completes before its submitter sends anything more keeps its result for the tasks that read it', async () => {
+    // On a busy machine the submitter can stall right after its job went out, while a worker (a lingering
+    // one takes it at once) runs the task. Its result object must exist by then, or the result is dropped
+    // and every task that reads it waits forever.
+    expect(await get(square.remote(2))).toBe(4);
+    const { ref, completed } = await submitAndStall(cluster.address, 'task.CPU1', () => square.remote(3));
+    expect(completed).toBe(true);
+    expect(await get(add.remote(ref, 1), { timeout: 15_000 })).toBe(10);
   });
 
   test('large results travel through the object store', async () => {
