@@ -130,18 +130,11 @@ async function waitDeployed(redis: Redis, keys: DeployKeys, recs: AppRecord[]): 
   }
 }
 
-interface RunFlags {
-  name?: string;
-  routePrefix?: string;
-  replicas?: number;
-  minReplicas?: number;
-  maxReplicas?: number;
-  targetOngoingRequests?: number;
-  maxOngoingRequests?: number;
-  maxQueuedRequests?: number;
-  numCpus?: number;
-  numGpus?: number;
-  resources?: Record<string, number>;
+/** What `serve run` takes: a deployment's options as flags (the module is the argument), and where to reach the cluster. */
+type RunFlags = Pick<
+  DeploymentOptions,
+  'name' | 'routePrefix' | 'replicas' | 'minReplicas' | 'maxReplicas' | 'targetOngoingRequests' | 'maxOngoingRequests' | 'maxQueuedRequests' | 'numCpus' | 'numGpus' | 'resources'
+> & {
   workingDir?: string;
   env: string[];
   exclude: string[];
@@ -149,7 +142,7 @@ interface RunFlags {
   servePort?: number;
   serveHost?: string;
   detach?: boolean;
-}
+};
 
 /** Adds `nodus serve run|deploy|status|delete` to the CLI. */
 export function addServeCommands(program: Command): void {
