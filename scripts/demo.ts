@@ -1,4 +1,7 @@
-/** @module `npm start`: a local two-node cluster counts primes with remote tasks, with a progress bar, then shows how the work split. */
+/**
+ * @module `npm start`: a local two-node cluster counts primes with remote tasks, with a progress bar, then shows how the work
+ * split; then agentic services through the gateway, model serving, and a deploy (serve replicas, a job: demo-deploy.ts).
+ */
 import { cpus } from 'node:os';
 import { SingleBar, Presets } from 'cli-progress';
 import { get, init, shutdown, wait } from '../runtime';
@@ -14,6 +17,7 @@ import { invokeApp, registerApp, unregisterApp } from '../serving/apps';
 import { ensureTinyModels } from './models/tiny';
 import { closeServiceLink } from '../serve/cluster';
 import { countPrimes } from '../services/demo/primes';
+import { deployDemo } from './demo-deploy';
 
 const LIMIT = Number(process.env.DEMO_LIMIT ?? 12_000_000);
 const CHUNKS = 96;
@@ -58,8 +62,11 @@ async function main(): Promise<void> {
   }
   await servicesDemo(cluster.address);
   await servingDemo();
+  const deploy = await deployDemo(cluster.address);
+  if (KEEP) keptStops.push(deploy.stop);
+  else await deploy.stop();
   if (KEEP) {
-    console.log(`\nThe panel: ${keptPanel}/ (admin / admin). my_service is registered; everything stays up until Ctrl-C.`);
+    console.log(`\nThe panel: ${keptPanel}/ (admin / admin). my_service is registered, and runs as 2 replicas at ${deploy.url}/my_service; everything stays up until Ctrl-C.`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
