@@ -14,7 +14,7 @@ import { get, init, shutdown } from '../runtime';
 import { startLocalCluster } from '../runtime/internal/local-cluster';
 import { smallValue } from './bench-tasks';
 import { idleMemory, printCurves, queuedTasks, syncLatency, workerScaling, type Curves } from './bench/curves';
-import { appendHistory, currentCommit, historyRows } from './bench/history';
+import { appendHistory, currentCommit, historyRows, type HistoryEntry, type HistoryRow } from './bench/history';
 import { readSettings, sleep } from './bench/measure';
 import { primeFanout } from './bench/peers';
 import { machineLine, printTable, writeJson, type Row } from './bench/report';
@@ -26,45 +26,53 @@ import { printRuntimeEnv, runtimeEnvHistory, runtimeEnvSection } from './bench/r
 import { observabilityCost } from './bench/observability';
 import { deploySection, printDeploy } from './bench/deploy';
 
+/** A section measured on its own: how to print it, what goes into the JSON and into the history. */
+interface Section {
+  print(): void;
+  json: unknown;
+  history: HistoryRow[];
+}
+
+/** The heading each section prints, alone or in the full run. */
+const SECTION_TITLES: Record<string, string> = {
+  '--services': 'Agentic services (gateway on its own process, services in this one):',
+  '--serving': 'Model serving (tiny model, model hosts on this machine):',
+  '--runtime-env': 'Runtime envs (cold start of a task in a new env, and cached):',
+  '--deploy': 'Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):',
+};
+
 async function main(): Promise<void> {
   const s = readSettings(process.argv.slice(2));
   const at = currentCommit();
   const cores = cpus().length;
   console.log(machineLine(s));
-  // --serving: the model-serving section alone.
-  if (process.argv.includes('--serving')) {
-    console.log('Model serving (tiny model, model hosts on this machine):');
-    const serving = await servingSection(s);
-    printServing(serving);
-    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { serving })}`);
-    console.log(`Appended to ${appendHistory(at, s.quick, 'serving', historyRows([], { workers: [], queued: [], notes: [] }, undefined, serving))}`);
-    return;
-  }
-  // --runtime-env: the runtime-env section alone.
-  if (process.argv.includes('--runtime-env')) {
-    console.log('Runtime envs (cold start of a task in a new env, and cached):');
-    const runtimeEnv = await runtimeEnvSection(s);
-    printRuntimeEnv(runtimeEnv);
-    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { runtimeEnv })}`);
-    console.log(`Appended to ${appendHistory(at, s.quick, 'runtime-env', runtimeEnvHistory(runtimeEnv))}`);
-    return;
-  }
-  // --deploy: the serve-deployments section alone.
-  if (process.argv.includes('--deploy')) {
-    console.log('Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):');
-    const deploy = await deploySection(s);
-    printDeploy(deploy);
-    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, { deploy })}`);
-    console.log(`Appended to ${appendHistory(at, s.quick, 'deploy', historyRows([], { workers: [], queued: [], notes: [] }, undefined, undefined, deploy))}`);
-    return;
-  }
-  // --services: the agentic-services section alone.
-  if (process.argv.includes('--services')) {
-    console.log('Agentic services (gateway on its own process, services in this one):');
-    const services = await servicesSection(s);
-    printServices(services);
-    console.log(`\nWrote ${writeJson(s, [], { workers: [], queued: [], notes: [] }, services)}`);
-    console.log(`Appended to ${appendHistory(at, s.quick, 'services', historyRows([], { workers: [], queued: [], notes: [] }, services))}`);
+  // --serving, --runtime-env, --deploy, --services: that section alone.
+  const noCurves = (): Curves => ({ workers: [], queued: [], notes: [] });
+  const alone: Record<string, () => Promise<Section>> = {
+    '--serving': async () => {
+      const serving = await servingSection(s);
+      return { print: () => printServing(serving), json: { serving }, history: historyRows([], noCurves(), undefined, serving) };
+    },
+    '--runtime-env': async () => {
+      const runtimeEnv = await runtimeEnvSection(s);
+      return { print: () => printRuntimeEnv(runtimeEnv), json: { runtimeEnv }, history: runtimeEnvHistory(runtimeEnv) };
+    },
+    '--deploy': async () => {
+      const deploy = await deploySection(s);
+      return { print: () => printDeploy(deploy), json: { deploy }, history: historyRows([], noCurves(), undefined, undefined, deploy) };
+    },
+    '--services': async () => {
+      const services = await servicesSection(s);
+      return { print: () => printServices(services), json: services, history: historyRows([], noCurves(), services) };
+    },
+  };
+  const flag = Object.keys(alone).find((f) => process.argv.includes(f));
+  if (flag) {
+    console.log(SECTION_TITLES[flag]);
+    const section = await alone[flag]();
+    section.print();
+    console.log(`\nWrote ${writeJson(s, [], noCurves(), section.json)}`);
+    console.log(`Appended to ${appendHistory(at, s.quick, flag.slice(2) as HistoryEntry['section'], section.history)}`);
     return;
   }
   const rows: Row[] = [];
@@ -141,13 +149,13 @@ async function main(): Promise<void> {
   );
   if (s.quick) curves.notes.push('--quick: trials are shorter; 4 worker processes, 100k queued tasks and the submit + get of the 10k-refs task are left out; latency is over 500 calls.');
 
-  console.log('Agentic services (gateway on its own process, services in this one):');
+  console.log(SECTION_TITLES['--services']);
   const services = await servicesSection(s);
-  console.log('Model serving (tiny model, model hosts on this machine):');
+  console.log(SECTION_TITLES['--serving']);
   const serving = await servingSection(s);
-  console.log('Runtime envs (cold start of a task in a new env, and cached):');
+  console.log(SECTION_TITLES['--runtime-env']);
   const runtimeEnv = await runtimeEnvSection(s);
-  console.log('Serve deployments (the ingress and replicas on a local cluster; bare Fastify and NestJS in processes of their own):');
+  console.log(SECTION_TITLES['--deploy']);
   const deploy = await deploySection(s);
 
   printTable(rows);

@@ -322,9 +322,9 @@ export class StateReader {
     return { objects, bytes, complete: cursor === '0' };
   }
 
-  /** Placement groups as their manager recorded them (StateKeys.placementGroups); none until something makes one. */
+  /** Placement groups as their manager recorded them (Keys.placementGroups). */
   async listPlacementGroups(q?: ListQuery): Promise<PlacementGroupInfo[]> {
-    const rows = Object.values(await this.redis.hgetall(this.state.placementGroups))
+    const rows = Object.values(await this.redis.hgetall(this.keys.placementGroups))
       .map((raw) => safeJson<PlacementGroupRecord | null>(raw, null))
       .filter((g): g is PlacementGroupRecord => !!g)
       .map(groupInfo)

@@ -1,5 +1,6 @@
 /** @module The state API's wire contract: task events, stored task and actor logs, metrics snapshots and placement groups — their keys and shapes. */
 import { DEFAULT_PREFIX, type Resources } from './index';
+import type { PlacementGroupState as RecordedGroupState } from './placement';
 
 /** Bumped when an event's layout changes incompatibly; readers skip batches of other versions. */
 export const STATE_VERSION = 1;
@@ -18,11 +19,6 @@ export class StateKeys {
   actorLog(actorId: string): string { return `${this.prefix}:state:log:actor:${actorId}`; }
   /** Hash: process id → its metrics snapshot (JSON {@link MetricsSnapshot}), pushed every few seconds. */
   get metrics(): string { return `${this.prefix}:state:metrics`; }
-  /**
-   * Hash: placement group id → JSON {@link PlacementGroupInfo}. Written by whoever manages placement groups; the
-   * state API, `nodus list placement-groups` and the panel's cluster page read it.
-   */
-  get placementGroups(): string { return `${this.prefix}:pgs`; }
 }
 
 /** What happened to a task: a task's events in time order make its history. */
@@ -93,9 +89,10 @@ export interface MetricsSnapshot {
 /** Snapshots older than this many push intervals are left out of the cluster's /metrics (their process is gone). */
 export const METRICS_STALE_INTERVALS = 3;
 
-export type PlacementGroupState = 'PENDING' | 'CREATED' | 'REMOVED' | 'RESCHEDULING' | 'INFEASIBLE';
+/** A placement group's state as the state API shows it: the manager's, and INFEASIBLE for a pending one that no alive nodes can hold. */
+export type PlacementGroupState = RecordedGroupState | 'INFEASIBLE';
 
-/** A placement group as the state API shows it (see StateKeys.placementGroups). */
+/** A placement group as the state API shows it (folded from the manager's record, Keys.placementGroups). */
 export interface PlacementGroupInfo {
   id: string;
   name: string;
