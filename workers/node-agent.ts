@@ -23,6 +23,8 @@ import { TaskLogStore } from './task-logs';
 import { ActorHost } from './actor-host';
 import { EnvCache, resolveEnvCacheOptions, type EnvCacheSettings, type ReadyEnv } from './env-cache';
 import { JobSupervisor } from './job-supervisor';
+import { StoreHost, resolveStoreSettings, type StoreSettings } from './store-host';
+import { STORE_VAR } from '../runtime/internal/local-store';
 import { WorkerExit, WorkerPool, type TaskStart, type WorkerProcess } from './worker-pool';
 
 export interface AgentOptions {
@@ -40,6 +42,8 @@ export interface AgentOptions {
   lockDurationMs?: number;
   /** The runtime env cache's settings. @default from NODUS_ENV_CACHE_* and NODUS_OFFLINE */
   envCache?: EnvCacheSettings;
+  /** The object store's settings; null: none (large objects in Redis). @default from NODUS_STORE_DIR, NODUS_OBJECT_STORE_BYTES ... */
+  store?: StoreSettings | null;
 }
 
 interface Shape {
@@ -103,6 +107,8 @@ export class NodeAgent {
   /** Jobs whose runtime env is being set up: their locks are kept while that takes (an npm ci can take minutes). */
   private readonly preparing = new Set<{ shape: Shape; jobId: string; token: string }>();
   private actorHost!: ActorHost;
+  /** The node's object store for large objects, when its folder could be made. */
+  private store: StoreHost | undefined;
   /** The jobs whose drivers run on this node. */
   private jobs!: JobSupervisor;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -168,6 +174,14 @@ export class NodeAgent {
 
   async start(): Promise<NodeInfo> {
     await waitForRedis(this.redis, this.o.address);
+    const storeSettings = this.o.store === undefined ? resolveStoreSettings() : this.o.store;
+    if (storeSettings) {
+      try {
+        this.store = await StoreHost.open(this.redis, this.keys, storeSettings, this.o.logger);
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error).message, dir: storeSettings.base }, 'no object store on this node (its folder cannot be made): large objects go to Redis. Set NODUS_STORE_DIR to a writable folder, or NODUS_OBJECT_STORE=0 to silence this');
+      }
+    }
     this.startProcesses();
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel === this.jobs.channel) this.jobs.onMessage(msg);
@@ -206,6 +220,8 @@ export class NodeAgent {
   private startProcesses(): void {
     const cpus = Math.ceil(this.total.CPU ?? 0);
     const env: NodeJS.ProcessEnv = { ...process.env, NODUS_ADDRESS: this.o.address, NODUS_NODE_ID: this.nodeId, NODUS_NAMESPACE: this.keys.prefix };
+    if (this.store) env[STORE_VAR] = JSON.stringify(this.store.info);
+    else delete env[STORE_VAR];
     // A runtime env's variables are the user's; the agent's own settings for it do not leak into its workers.
     delete env.NODUS_RUNTIME_ENV;
     delete env.NODUS_ENV_DIR;
@@ -302,6 +318,7 @@ export class NodeAgent {
       startedAt: this.startedAt,
       isHeadNode: this.o.headNode,
       ...(this.o.labels && Object.keys(this.o.labels).length ? { labels: this.o.labels } : {}),
+      ...(this.store ? { store: this.store.info } : {}),
     };
   }
 
@@ -671,6 +688,7 @@ export class NodeAgent {
     await this.pool?.close();
     await this.closeEnvPools();
     await this.envCache.close();
+    await this.store?.close();
     await Promise.all([this.observer.flush(), this.logStore.flush(), this.metrics.stop()]);
     await Promise.race([this.loop, new Promise((r) => setTimeout(r, 1000))]);
     await Promise.all([...this.shapes.values()].map((s) => s.worker.close(true).catch(() => undefined)));

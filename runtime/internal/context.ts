@@ -12,6 +12,7 @@ import { Inbox } from './inbox';
 import { MetricsPusher } from './metrics';
 import { TaskObserver } from './observer';
 import { closeObjectConnection, openObjectConnection } from './object-connection';
+import { findLocalStore, storeFromEnv, type LocalStore } from './local-store';
 import { failureBytes, type CommandClient } from './object-store';
 import { removeOwnedGroups } from './placement-groups';
 import { Queues } from './queues';
@@ -92,6 +93,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
       closed: false,
       pending: new Map(),
       completionListeners: new Set(),
+      store: config.role === 'worker' ? storeFromEnv(this.redis, this.keys) : null,
     };
     // Each part gets the parts it uses, made before it; only the batch reaches up, to send through the submitter.
     this.batch = new Batch(this.state, (contents) => this.submitter.flush(contents));
@@ -102,6 +104,18 @@ export class CoreContext implements RuntimeContext, ProducerHost {
     const strategies = new Strategies(this.state);
     this.actors = new Actors(this.state, this.batch, this.refs, this.streams, this.inbox, this.envs, strategies);
     this.submitter = new Submitter(this.state, this.batch, this.refs, this.streams, this.inbox, this.actors, this.envs, strategies);
+  }
+
+  /**
+   * A driver uses the object store of a node on its machine (one whose store folder it can see); until one
+   * is there (a cluster still starting), it looks again every 2 s, and Redis holds its large objects.
+   */
+  private async findStore(): Promise<void> {
+    if (this.state.closed) return;
+    this.state.store = await findLocalStore(this.redis, this.keys).catch(() => null);
+    if (this.state.store || this.state.closed) return;
+    const again = setTimeout(() => void this.findStore(), 2000);
+    again.unref();
   }
 
   /** Root driver that owns what this process creates; a worker sets it per task. */
@@ -130,6 +144,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
           ctx.redis.nodusControl('z', ctx.keys.driverHeartbeats, Date.now(), ctx.procId).catch(() => undefined);
         }, DRIVER_HEARTBEAT_MS);
         ctx.heartbeat.unref();
+        await ctx.findStore();
         ctx.inbox.startInbox();
         if (config.logToDriver) await ctx.inbox.subscribeLogs();
       }
@@ -164,6 +179,11 @@ export class CoreContext implements RuntimeContext, ProducerHost {
   }
 
   /** Waits until everything this process has queued so far has reached Redis. */
+  /** The object store of this process's node, or null (large objects then go to Redis). */
+  get store(): LocalStore | null {
+    return this.state.store;
+  }
+
   settled(): Promise<void> {
     return this.batch.settled();
   }

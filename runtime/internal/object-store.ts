@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { ObjectStoreFullError, fromFailure, type SerializedFailure } from '../errors';
 import { DEFAULT_CHUNK_BYTES, Keys, Note, ValueTag } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
+import { fromFramedBuffer, readRecordBytes } from './local-store';
 import { decode, encode } from './serialization';
 
 /** A new object id: 16 random bytes, base64url (22 characters). */
@@ -45,9 +46,13 @@ export async function writeChunks(redis: Redis, keys: Keys, id: string, chunks: 
   for (const [err] of res ?? []) if (err) throw err;
 }
 
-/** Reads an object's stored bytes (header joined with its chunks), or null when it is not there. */
+/**
+ * Reads an object's stored bytes (header joined with its chunks, or a store's files), or null when it is not there.
+ * Throws ObjectLostError when its bytes were in a node's store that no longer has them.
+ */
 export async function readStored(redis: Redis, keys: Keys, id: string): Promise<Buffer | null> {
   const head = await redis.getBuffer(keys.value(id));
+  if (head?.[0] === ValueTag.Stored) return readRecordBytes(head, id);
   if (!head || head[0] !== ValueTag.Chunked) return head;
   const { n, len } = decode<{ n: number; len: number }>(head.subarray(1));
   const pipe = redis.pipeline();
@@ -67,6 +72,7 @@ export async function readStored(redis: Redis, keys: Keys, id: string): Promise<
 /** Decodes stored bytes: the value, or throws the error the task failed with. */
 export function fromStored(bytes: Buffer): unknown {
   if (bytes[0] === ValueTag.Error) throw fromFailure(decode<SerializedFailure>(bytes.subarray(1)));
+  if (bytes[0] === ValueTag.Stored) return fromFramedBuffer(bytes);
   return decode(bytes.subarray(1));
 }
 

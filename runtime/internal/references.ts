@@ -5,6 +5,8 @@ import { INLINE_RESULT_BYTES, ValueTag, shapeKey } from '../protocol';
 import { actorFailure, endActor } from './actor-lifecycle';
 import type { Batch } from './batch';
 import type { ObjectClient } from './object-connection';
+import { decodeFramed, encodeLarge, frameEncoded, type Framed } from './framing';
+import type { LocalStore } from './local-store';
 import { failureBytes, fromStored, newId, readStored, storeError, toStoredForm, writeChunks } from './object-store';
 import { decode, encode } from './serialization';
 import { deferred, settleWith, sleep, systemFailure, type PendingTask, type ProcessState, type QueuedJob } from './tasks';
@@ -113,6 +115,8 @@ export class References {
   async dependencyFailure(id: string): Promise<Buffer | null> {
     const p = this.state.pending.get(id);
     if (p) await p.done.promise;
+    // A put of this process still being written (a large argument): its record is not in Redis yet.
+    await this.writing.get(id)?.catch(() => undefined);
     const local = this.local.get(id);
     if (local) return local[0] === ValueTag.Error ? local : null;
     for (let delay = 1, rebuilds = 0; ; delay = Math.min(delay * 2, 100)) {
@@ -163,7 +167,14 @@ export class References {
     const local = this.local.get(id);
     if (local) return local;
     for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
-      const bytes = await readStored(this.state.objects, this.state.keys, id);
+      let bytes: Buffer | null;
+      try {
+        bytes = await readStored(this.state.objects, this.state.keys, id);
+      } catch (err) {
+        // Its bytes were on a node that is gone: rebuilt when this process made it and its lineage allows.
+        if (err instanceof ObjectLostError && this.lineage.has(id) && this.counts.has(id)) return this.rebuild(ref, deadline, timeoutMs, of);
+        throw err;
+      }
       if (bytes) return bytes;
       if (!(await this.state.redis.exists(this.state.keys.meta(id)))) {
         // This process holds the ref, so the object was not freed: it was lost. Rebuild it if we can.
@@ -291,9 +302,11 @@ export class References {
     if (this.state.closed) return Promise.reject(new NotInitializedError('the runtime was shut down: call init() again before put().'));
     let ref: ObjectRef<T>;
     try {
-      const enc = encode(value, 'put() value');
+      const store = this.state.store;
+      // With a node store, large arrays inside the value are written to it from where they are (no copy in msgpack).
+      const enc = store ? encodeLarge(value, 'put() value', store.minBytes) : { encoded: encode(value, 'put() value') };
       // On the object connection: the ref is handed out only once the write is acknowledged.
-      ref = this.putEncoded(enc.bytes, enc.refs, this.state.objects) as ObjectRef<T>;
+      ref = ('framed' in enc ? this.putFramed(store!, enc.framed, this.state.objects) : this.putEncoded(enc.encoded.bytes, enc.encoded.refs, this.state.objects)) as ObjectRef<T>;
     } catch (err) {
       return Promise.reject(err);
     }
@@ -306,6 +319,8 @@ export class References {
 
   /** Stores encoded bytes under a new id; the ref is usable at once (its write is ordered before later commands). */
   private putEncoded(bytes: Buffer, innerRefs: string[], redis: ObjectClient): ObjectRef {
+    const store = this.state.store;
+    if (store && bytes.length >= store.minBytes) return this.putFramed(store, frameEncoded({ bytes, refs: innerRefs }), redis);
     const id = newId();
     const form = toStoredForm(bytes);
     const ref = this.makeRef(id, true);
@@ -322,12 +337,48 @@ export class References {
     this.puts.add(id);
     // Objects never change: the process that put a small one reads it back from memory.
     if (!form.chunks.length && form.head.length <= INLINE_RESULT_BYTES) this.local.set(id, form.head);
-    const written = write();
+    return this.track(ref, write());
+  }
+
+  /** Stores a large value in this node's object store; Redis gets its record. */
+  private putFramed(store: LocalStore, framed: Framed, redis: ObjectClient): ObjectRef {
+    const id = newId();
+    const ref = this.makeRef(id, true);
+    const write = async () => {
+      let record: Buffer;
+      try {
+        record = await store.write(id, framed.pieces, framed.size);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // The node's store is gone (its agent stopped): this process uses Redis from now on.
+        if (this.state.store === store) this.state.store = null;
+        const form = toStoredForm(encode(decodeFramed(Buffer.concat(framed.pieces))).bytes);
+        await writeChunks(redis, this.state.keys, id, form.chunks);
+        await redis.nodusPut(this.state.keys.prefix, this.state.ownerId, this.state.procId, id, form.head, form.chunks.length, ...framed.refs);
+        return;
+      }
+      try {
+        await redis.nodusPut(this.state.keys.prefix, this.state.ownerId, this.state.procId, id, record, 0, ...framed.refs);
+      } catch (err) {
+        await store.discard(id, record);
+        throw storeError(err, framed.size);
+      }
+    };
+    this.puts.add(id);
+    return this.track(ref, write());
+  }
+
+  private track(ref: ObjectRef, written: Promise<void>): ObjectRef {
     // Later commands queue behind this write, but a failed put must not fail the next one.
     this.lastPut = written.catch(() => undefined);
     this.putWrites.set(ref, written);
+    this.writing.set(ref.id, written);
+    void written.finally(() => this.writing.delete(ref.id)).catch(() => undefined);
     return ref;
   }
+
+  /** Puts being written, by object id. */
+  private readonly writing = new Map<string, Promise<void>>();
 
   /** The write of each put(), so that put() can report its own failure. */
   private readonly putWrites = new WeakMap<object, Promise<void>>();

@@ -1,6 +1,7 @@
 /** @module What the parts of a process's runtime share: its connection and names, and the tasks it has submitted and not yet seen finish. */
 import { RuntimeEnvError, toFailure, type SerializedFailure } from '../errors';
 import type { ActorJob, Keys, Placement, Resources, TaskJob } from '../protocol';
+import type { LocalStore } from './local-store';
 import { settleCall, type CommandClient } from './object-store';
 import type { TaskObserver } from './observer';
 import type { ObjectClient } from './object-connection';
@@ -30,6 +31,8 @@ export interface ProcessState {
   readonly pending: Map<string, PendingTask>;
   /** wait() calls under way, told of each task this process sees finish. */
   readonly completionListeners: Set<(id: string) => void>;
+  /** The object store of this process's node (large objects go there), or null: Redis holds them. */
+  store: LocalStore | null;
 }
 
 export interface Deferred {

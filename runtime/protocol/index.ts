@@ -21,6 +21,8 @@ export const enum ValueTag {
   Value = 0,
   Chunked = 1,
   Error = 2,
+  /** A record of where the object's bytes are in a node's object store (runtime/internal/local-store.ts). */
+  Stored = 3,
 }
 
 /** Names of every Redis key and channel, derived from one prefix. */
@@ -189,6 +191,25 @@ export interface NodeInfo {
   isHeadNode?: boolean;
   /** Labels given at `nodus worker join --labels`, matched by labelSelector. */
   labels?: Record<string, string>;
+  /** The node's object store for large objects (shared memory), when it has one. */
+  store?: StoreInfo;
+}
+
+/** A node's object store, as its processes use it (runtime/internal/local-store.ts); the agent owns it (workers/store-host.ts). */
+export interface StoreInfo {
+  /** `<agent pid>-<random>`: the store's folder name. */
+  id: string;
+  /** The shared-memory folder (under /dev/shm by default). */
+  dir: string;
+  /** The folder on disk for objects that do not fit. */
+  spill: string;
+  /** Bytes of shared memory objects may take. */
+  capacity: number;
+  /** Objects of at least this many bytes go to the store. */
+  minBytes: number;
+  /** Where the agent serves the store's objects to other machines: "ip,ip,...:port". */
+  addr: string;
+  secret: string;
 }
 
 export interface DriverInfo {

@@ -1,7 +1,7 @@
 /**
  * @module A cluster with "a second machine": a node agent in its own network namespace (reaching Redis over a veth pair,
  * as over a network) and its own mount namespace, where a tmpfs hides a folder of this machine (the code to ship) and
- * its current directory is an empty one. Needs root, iproute2 and util-linux's unshare; unavailable() says which is missing.
+ * its current directory is an empty one, and /dev/shm its own empty tmpfs (so its node's object store is out of sight). Needs root, iproute2 and util-linux's unshare; unavailable() says which is missing.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -71,7 +71,8 @@ export class SecondMachine {
     this.procs.push(await spawnHead({ address: redis.address, attached: true, logFile: join(dir, 'head.log'), env }));
     this.procs.push(await spawnAgent({ address: redis.address, attached: true, logFile: join(dir, 'agent-here.log'), resources: { CPU: 1 }, headNode: true, env }));
     // There: the hidden folder is an empty tmpfs, the current directory and every cache an empty folder.
-    const hideAndRun = 'mount -t tmpfs nodus-hidden "$1" && cd "$2" && shift 2 && exec "$@"';
+    // Its shared memory is its own too (a tmpfs over /dev/shm): objects in its node store are not visible here.
+    const hideAndRun = 'mount -t tmpfs nodus-hidden "$1" && mount -t tmpfs nodus-shm /dev/shm && cd "$2" && shift 2 && exec "$@"';
     const remote = await spawnAgent({
       address: redis.address.replace('127.0.0.1', this.hostIp),
       attached: true,

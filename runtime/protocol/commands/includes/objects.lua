@@ -2,6 +2,18 @@
 -- (nodus runs on one Redis, not Redis Cluster, so scripts may touch keys they compute).
 local P = ARGV[1]
 
+-- Deletes an object's value; a record of bytes in a node's object store (tag byte 3,
+-- `store|...`) is queued for that store's agent, which deletes the files.
+local function dropValue(id)
+  local vkey = P .. ':v:' .. id
+  if redis.call('GETRANGE', vkey, 0, 0) == '\3' then
+    local record = string.sub(redis.call('GET', vkey), 2)
+    local store = string.match(record, '^([^|]+)|')
+    if store then redis.call('RPUSH', P .. ':store:free:' .. store, record .. '|' .. id) end
+  end
+  redis.call('DEL', vkey)
+end
+
 -- Deletes an object: its value, chunks, metadata and owner entry, then releases
 -- the references it held on objects nested inside it. Iterative, so a long chain
 -- of nested refs cannot overflow Lua's stack.
@@ -12,7 +24,8 @@ local function freeObject(rootId)
     local metaKey = P .. ':m:' .. id
     local ch = tonumber(redis.call('HGET', metaKey, 'ch') or '0') or 0
     local own = redis.call('HGET', metaKey, 'own')
-    redis.call('DEL', P .. ':v:' .. id, metaKey)
+    dropValue(id)
+    redis.call('DEL', metaKey)
     for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
     if own then redis.call('SREM', P .. ':owned:' .. own, id) end
     local innerKey = P .. ':in:' .. id
@@ -55,7 +68,7 @@ local function storeResult(id, value, ch, firstInner)
     holdInner(id, firstInner)
     return true
   end
-  redis.call('DEL', P .. ':v:' .. id)
+  dropValue(id)
   for i = 0, ch - 1 do redis.call('DEL', P .. ':v:' .. id .. ':' .. i) end
   return false
 end
