@@ -242,12 +242,16 @@ async function runLease(ctx: CoreContext, lease: Lease): Promise<void> {
           reports.push(settleCall(reporter(), ctx.keys, data.id, data.caller, value));
         }
       } else reports = await runJob(ctx, lease.queue, job, token, firstJob);
+      // Told before the completion goes out, so that the agent hears it before the caller's next job can
+      // arrive (it is sent once the caller has the result): the agent then leaves that job to this lease
+      // rather than racing it with a new one. The next task's 'start' ends it when the queue is not dry.
+      const mayLinger = !!lease.linger && !yieldLease;
+      if (mayLinger) send({ t: 'idle' });
       // Sent together: one round trip completes the last task and the job, and takes the next job.
       const [done, next]: [number[], Job<TaskJob> | undefined] = await Promise.all([Promise.all(reports), q.finish(job, token, !yieldLease)]);
       if (done.includes(-1)) reason = 'a result was dropped: this node lost the job (it was declared dead and the task given to another node)';
       // The queue ran dry: keep the lease a moment for the next job (see linger.ts).
-      const wait: boolean = !next && !!lease.linger && !reason && !yieldLease;
-      if (wait) send({ t: 'idle' });
+      const wait: boolean = !next && mayLinger && !reason && !yieldLease;
       job = next ?? (wait ? await linger.next(q, token, () => yieldLease || exiting) : undefined);
     }
   } catch (err) {

@@ -22,6 +22,9 @@ export function connect(address: string, opts: ConnectOptions = {}): Redis {
     maxRetriesPerRequest: null,
     // Commands issued in the same tick go out as one pipeline: most of our hot paths issue several.
     enableAutoPipelining: !(opts.blocking || opts.direct),
+    // Written at once, never gathered: a submission's result objects must reach Redis before its jobs,
+    // which BullMQ writes at once (see Submitter.sendFirst).
+    autoPipeliningIgnoredCommands: ['nodusCreate', 'nodusActorCreate'],
     lazyConnect: opts.lazy ?? false,
     connectionName: opts.name,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),

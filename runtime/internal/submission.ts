@@ -4,7 +4,6 @@ import { ConfigError, NotInitializedError, ObjectStoreFullError, cancelledFailur
 import { isObjectRef, type ObjectRef } from '../object-ref';
 import type { ResolvedRemoteOptions } from '../options';
 import { PROTOCOL_VERSION, shapeKey, taskQueueName, type ControlMessage, type FunctionDescriptor, type NodeInfo, type Resources, type TaskJob } from '../protocol';
-import type { ObjectPipeline } from '../protocol/commands';
 import type { Actors } from './actors';
 import type { Batch, BatchContents } from './batch';
 import type { Inbox } from './inbox';
@@ -168,10 +167,13 @@ export class Submitter {
    * busy machine a lingering worker took a job, ran it and completed it in that gap.
    */
   private async sendFirst(creates: string[], actorCreates: ActorCreate[]): Promise<void> {
-    const pipe = this.state.redis.pipeline() as unknown as ObjectPipeline;
-    for (const part of slices(creates)) pipe.nodusCreate(this.state.keys.prefix, this.state.ownerId, this.state.procId, ...part);
-    for (const c of actorCreates) pipe.nodusActorCreate(...c.args);
-    for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+    // Both commands bypass auto-pipelining (redis.ts): each is written to the socket as it is called, in
+    // this order, ahead of the jobs, without building a pipeline (which copies every command defined on
+    // the connection, most of a small submission's cost).
+    const sent: Promise<unknown>[] = [];
+    for (const part of slices(creates)) sent.push(this.state.redis.nodusCreate(this.state.keys.prefix, this.state.ownerId, this.state.procId, ...part));
+    for (const c of actorCreates) sent.push(this.state.redis.nodusActorCreate(...c.args));
+    await Promise.all(sent);
   }
 
   /**
