@@ -4,16 +4,17 @@
  * it (the Lua scripts queue them: Keys' store free list), keeps a small pool of freed files for writes to
  * reuse, and removes the folders of agents on this machine that died without doing it themselves.
  */
-import { createReadStream, existsSync, statfsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, statfsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { networkInterfaces, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Keys, StoreInfo } from '../runtime/protocol';
-import { DEFAULT_STORE_MIN_BYTES, POOL_DIR, newSecret, parseRecord, storeKeys } from '../runtime/internal/local-store';
+import { DEFAULT_STORE_MIN_BYTES, POOL_DIR, newSecret, parseRecord, recordBytes, storeKeys, type StoredRecord } from '../runtime/internal/local-store';
 
 export interface StoreSettings {
   /** Folder of the stores of this machine. @default /dev/shm/nodus (os.tmpdir()/nodus-shm without /dev/shm); NODUS_STORE_DIR */
@@ -35,6 +36,41 @@ export function resolveStoreSettings(env = process.env): StoreSettings | null {
     capacity: num(env.NODUS_OBJECT_STORE_BYTES),
     minBytes: num(env.NODUS_STORE_MIN_BYTES) ?? DEFAULT_STORE_MIN_BYTES,
   };
+}
+
+/** Object ids (and task return ids, `<id>.<i>`) as they may appear in a path. */
+const ID = /^[A-Za-z0-9_-]+(\.\d+)?$/;
+
+/** Records a pulled copy beside its object, while the object exists (KEYS: its value, its copies). */
+const REGISTER_COPY = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end redis.call('SADD', KEYS[2], ARGV[1]) return 1";
+
+/** Fetches an object's bytes from the agent that holds it, into one file. */
+async function download(r: StoredRecord, id: string, path: string): Promise<void> {
+  const [ips, port] = r.addr.split(':');
+  let why = 'no address';
+  for (const ip of ips.split(',').filter(Boolean)) {
+    try {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request({ host: ip, port: Number(port), agent: false, timeout: 2000, path: `/objects/${encodeURIComponent(id)}?stripes=${r.stripes}&spilled=${r.spilled ? 1 : 0}&store=${encodeURIComponent(r.store)}`, headers: { 'x-nodus-store': r.secret } }, resolve);
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+        req.end();
+      });
+      if (res.statusCode !== 200) {
+        res.resume();
+        why = `answered ${res.statusCode}`;
+        if (res.statusCode === 404) break;
+        continue;
+      }
+      await pipeline(res, createWriteStream(path, { flags: 'w' }));
+      const { size } = await stat(path);
+      if (size !== r.size) throw new Error(`a short copy (${size} of ${r.size} bytes)`);
+      return;
+    } catch (err) {
+      why = (err as Error).message;
+    }
+  }
+  throw new Error(`could not fetch object ${id} from store ${r.store} at ${r.addr}: ${why}`);
 }
 
 /** How often freed objects' files are deleted. */
@@ -93,13 +129,14 @@ export class StoreHost {
   private serve(): Promise<string> {
     this.server = createServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://store');
+      if (req.method === 'POST' && url.pathname.startsWith('/pull/')) return this.onPull(req, res, decodeURIComponent(url.pathname.slice(6)));
       const id = decodeURIComponent(url.pathname.replace(/^\/objects\//, ''));
       const stripes = Number(url.searchParams.get('stripes'));
       if (req.headers['x-nodus-store'] !== this.info.secret || url.searchParams.get('store') !== this.info.id) {
         res.writeHead(403).end();
         return;
       }
-      if (!/^[A-Za-z0-9_-]+(\.\d+)?$/.test(id) || !(stripes >= 1 && stripes <= 64)) {
+      if (!ID.test(id) || !(stripes >= 1 && stripes <= 64)) {
         res.writeHead(400).end();
         return;
       }
@@ -133,6 +170,59 @@ export class StoreHost {
     });
   }
 
+  /** Copies pulled from other nodes' stores (or being pulled), by object id: one pull per object and node. */
+  private readonly copies = new Map<string, Promise<string>>();
+
+  /** `POST /pull/<id>` from a process of this node, the body the record of an object held by another node: answers the record of a copy here. */
+  private onPull(req: IncomingMessage, res: ServerResponse, id: string): void {
+    if (req.headers['x-nodus-store'] !== this.info.secret || !ID.test(id)) {
+      req.resume();
+      res.writeHead(403).end();
+      return;
+    }
+    const body: Buffer[] = [];
+    req.on('data', (c: Buffer) => body.push(c));
+    req.on('end', () => {
+      let copy = this.copies.get(id);
+      if (!copy) {
+        copy = this.pull(parseRecord(Buffer.concat([Buffer.from([3]), ...body])), id);
+        this.copies.set(id, copy);
+        copy.catch(() => this.copies.delete(id));
+      }
+      copy.then(
+        (record) => res.writeHead(200).end(record),
+        (err: Error) => res.writeHead(502).end(err.message),
+      );
+    });
+  }
+
+  /**
+   * Fetches an object from the agent of the node that holds it into this store (its spill folder when full)
+   * and records the copy beside the object in Redis, so that it is freed with it. An object freed meanwhile
+   * leaves no copy.
+   */
+  private async pull(r: StoredRecord, id: string): Promise<string> {
+    const used = await this.redis.incrby(storeKeys.used(this.keys.prefix, this.info.id), r.size);
+    const spilled = used > this.info.capacity;
+    if (spilled) await this.redis.decrby(storeKeys.used(this.keys.prefix, this.info.id), r.size);
+    const dir = spilled ? this.info.spill : this.info.dir;
+    const path = join(dir, `${id}.0`);
+    const undo = async () => {
+      await unlink(path).catch(() => undefined);
+      if (!spilled) await this.redis.decrby(storeKeys.used(this.keys.prefix, this.info.id), r.size).catch(() => undefined);
+    };
+    try {
+      await download(r, id, path);
+      const record = recordBytes({ store: this.info.id, dir, spilled, stripes: 1, size: r.size, addr: this.info.addr, secret: this.info.secret }).subarray(1).toString();
+      const kept = await this.redis.eval(REGISTER_COPY, 2, this.keys.value(id), storeKeys.copies(this.keys.prefix, id), record);
+      if (!kept) throw new Error(`object ${id} was freed while it was copied`);
+      return record;
+    } catch (err) {
+      await undo();
+      throw err;
+    }
+  }
+
   /** Deletes the files of objects Redis freed (or pools them for reuse), and trims an idle pool. */
   private async freeQueued(): Promise<void> {
     if (this.closed) return;
@@ -142,7 +232,8 @@ export class StoreHost {
       const cut = entry.lastIndexOf('|');
       const r = parseRecord(Buffer.concat([Buffer.from([0]), Buffer.from(entry.slice(0, cut))]));
       const id = entry.slice(cut + 1);
-      if (!/^[A-Za-z0-9_-]+(\.\d+)?$/.test(id)) continue;
+      if (!ID.test(id)) continue;
+      if (r.store === this.info.id) this.copies.delete(id);
       for (let i = 0; i < r.stripes; i++) await this.release(join(r.spilled ? this.info.spill : this.info.dir, `${id}.${i}`), !r.spilled);
       if (!r.spilled) released += r.size;
     }

@@ -144,6 +144,7 @@ export class CoreContext implements RuntimeContext, ProducerHost {
           ctx.redis.nodusControl('z', ctx.keys.driverHeartbeats, Date.now(), ctx.procId).catch(() => undefined);
         }, DRIVER_HEARTBEAT_MS);
         ctx.heartbeat.unref();
+        ctx.state.onStoreGone = () => void ctx.findStore();
         await ctx.findStore();
         ctx.inbox.startInbox();
         if (config.logToDriver) await ctx.inbox.subscribeLogs();

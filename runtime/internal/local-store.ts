@@ -30,6 +30,8 @@ export const POOL_DIR = 'pool';
 export const storeKeys = {
   used: (prefix: string, store: string) => `${prefix}:store:used:${store}`,
   free: (prefix: string, store: string) => `${prefix}:store:free:${store}`,
+  /** Set: records of the copies other nodes' agents pulled of an object (freed with it). */
+  copies: (prefix: string, id: string) => `${prefix}:store:copies:${id}`,
 };
 
 /** Stripes of an object of `size` bytes: one per 64 MiB, at most four, each under 1 GiB. */
@@ -200,6 +202,29 @@ export class LocalStore {
     return claimed;
   }
 
+  /**
+   * Asks this node's agent for a copy of an object held by another node's store: the agent fetches it
+   * from that node's agent (or has it already) and answers the copy's record; null when it could not.
+   */
+  pull(head: Buffer, id: string): Promise<StoredRecord | null> {
+    const [ips, port] = this.info.addr.split(':');
+    const ip = ips.split(',').includes('127.0.0.1') ? '127.0.0.1' : ips.split(',')[0];
+    return new Promise((resolve) => {
+      const req = request(
+        { host: ip, port: Number(port), agent: false, method: 'POST', path: `/pull/${encodeURIComponent(id)}`, headers: { 'x-nodus-store': this.info.secret }, timeout: 60_000 },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => resolve(res.statusCode === 200 ? parseRecord(Buffer.concat([Buffer.from([ValueTag.Stored]), ...parts])) : null));
+          res.on('error', () => resolve(null));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.on('error', () => resolve(null));
+      req.end(head.subarray(1));
+    });
+  }
+
   private async removeFiles(dir: string, id: string, stripes: number): Promise<void> {
     await Promise.all(Array.from({ length: stripes }, (_, i) => unlink(join(dir, `${id}.${i}`)).catch(() => undefined)));
   }
@@ -253,14 +278,21 @@ const reachable = new Map<string, string>();
  * Reads a stored object: from its files when this process can see them (same machine: one copy, stripes
  * in parallel), else from the holding agent over HTTP. Throws ObjectLostError when neither works.
  */
-export async function readRecordBytes(head: Buffer, id: string): Promise<Buffer> {
+export async function readRecordBytes(head: Buffer, id: string, own: LocalStore | null = null): Promise<Buffer> {
   const r = parseRecord(head);
   const out = framedBuffer(r.size);
-  const local = await readLocal(r, id, out).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return false;
-    throw err;
-  });
-  if (local) return out;
+  const tryLocal = (rec: StoredRecord) =>
+    readLocal(rec, id, out).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    });
+  if (await tryLocal(r)) return out;
+  // On another machine: this node's agent pulls a copy into its own store (once for every reader of
+  // this node), from which it is read as a local object.
+  if (own && own.info.id !== r.store) {
+    const copy = await own.pull(head, id);
+    if (copy && (await tryLocal(copy))) return out;
+  }
   const why = await fetchRemote(r, id, out);
   if (why === '') return out;
   throw new ObjectLostError(

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { ObjectStoreFullError, fromFailure, type SerializedFailure } from '../errors';
 import { DEFAULT_CHUNK_BYTES, Keys, Note, ValueTag } from '../protocol';
 import type { ObjectCommands } from '../protocol/commands';
-import { fromFramedBuffer, readRecordBytes } from './local-store';
+import { fromFramedBuffer, readRecordBytes, type LocalStore } from './local-store';
 import { decode, encode } from './serialization';
 
 /** A new object id: 16 random bytes, base64url (22 characters). */
@@ -48,11 +48,12 @@ export async function writeChunks(redis: Redis, keys: Keys, id: string, chunks: 
 
 /**
  * Reads an object's stored bytes (header joined with its chunks, or a store's files), or null when it is not there.
- * Throws ObjectLostError when its bytes were in a node's store that no longer has them.
+ * Throws ObjectLostError when its bytes were in a node's store that no longer has them. `store`: this
+ * process's node store, whose agent pulls a copy of an object held on another machine.
  */
-export async function readStored(redis: Redis, keys: Keys, id: string): Promise<Buffer | null> {
+export async function readStored(redis: Redis, keys: Keys, id: string, store: LocalStore | null = null): Promise<Buffer | null> {
   const head = await redis.getBuffer(keys.value(id));
-  if (head?.[0] === ValueTag.Stored) return readRecordBytes(head, id);
+  if (head?.[0] === ValueTag.Stored) return readRecordBytes(head, id, store);
   if (!head || head[0] !== ValueTag.Chunked) return head;
   const { n, len } = decode<{ n: number; len: number }>(head.subarray(1));
   const pipe = redis.pipeline();

@@ -123,7 +123,7 @@ export class References {
       if (this.state.closed) throw new NotInitializedError('runtime shut down');
       // The first byte tells a failure from a value without reading a large value.
       const [[, tag], [, exists]] = (await this.state.redis.multi().getrange(this.state.keys.value(id), 0, 0).exists(this.state.keys.meta(id)).exec()) as [[null, string], [null, number]];
-      if (tag === String.fromCharCode(ValueTag.Error)) return readStored(this.state.objects, this.state.keys, id);
+      if (tag === String.fromCharCode(ValueTag.Error)) return readStored(this.state.objects, this.state.keys, id, this.state.store);
       if (tag) return null;
       if (!exists) {
         // Lost: rebuilt first when this process made it and its lineage allows (then the task runs).
@@ -169,7 +169,7 @@ export class References {
     for (let delay = 1; ; delay = Math.min(delay * 2, 100)) {
       let bytes: Buffer | null;
       try {
-        bytes = await readStored(this.state.objects, this.state.keys, id);
+        bytes = await readStored(this.state.objects, this.state.keys, id, this.state.store);
       } catch (err) {
         // Its bytes were on a node that is gone: rebuilt when this process made it and its lineage allows.
         if (err instanceof ObjectLostError && this.lineage.has(id) && this.counts.has(id)) return this.rebuild(ref, deadline, timeoutMs, of);
@@ -350,8 +350,11 @@ export class References {
         record = await store.write(id, framed.pieces, framed.size);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        // The node's store is gone (its agent stopped): this process uses Redis from now on.
-        if (this.state.store === store) this.state.store = null;
+        // The node's store is gone (its agent stopped): Redis until another is found.
+        if (this.state.store === store) {
+          this.state.store = null;
+          this.state.onStoreGone?.();
+        }
         const form = toStoredForm(encode(decodeFramed(Buffer.concat(framed.pieces))).bytes);
         await writeChunks(redis, this.state.keys, id, form.chunks);
         await redis.nodusPut(this.state.keys.prefix, this.state.ownerId, this.state.procId, id, form.head, form.chunks.length, ...framed.refs);

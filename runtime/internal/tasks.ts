@@ -33,6 +33,8 @@ export interface ProcessState {
   readonly completionListeners: Set<(id: string) => void>;
   /** The object store of this process's node (large objects go there), or null: Redis holds them. */
   store: LocalStore | null;
+  /** Called when this process's node store turned out to be gone: a driver looks for another. */
+  onStoreGone?: () => void;
 }
 
 export interface Deferred {

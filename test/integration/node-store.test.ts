@@ -136,7 +136,7 @@ describe('the node-local object store (one machine, two nodes)', () => {
 });
 
 describe('the node-local object store across machines', () => {
-  test('objects in one machine’s store reach tasks and drivers on another, fetched from its node agent', async () => {
+  test('objects in one machine’s store reach tasks and drivers on another, pulled by the reading node’s agent from the holding node’s agent', async () => {
     const hidden = mkdtempSync(join(tmpdir(), 'nodus-store-hide-'));
     const machine = new SecondMachine(hidden);
     const why = machine.unavailable();
@@ -149,22 +149,42 @@ describe('the node-local object store across machines', () => {
     try {
       await init({ address: cluster.address, logToDriver: false });
       const far = { resources: { secondMachine: 1 } };
-      // Made there, in that machine's shared memory: not visible here, so fetched over HTTP.
-      const made = fill.options(far).remote(N, 8);
-      const out = await get(made);
-      expect(out[N - 1]).toBe(8);
-      expect(out.length).toBe(N);
-      // Put here, read there.
-      const ref = await put(new Float64Array(N).fill(3));
-      const s = await get(sumArray.options(far).remote(ref));
-      expect(s).toEqual({ sum: 3 * N, node: cluster.remoteNodeId });
-      // And a result made there read by a task here.
       const redis = new Redis(cluster.address);
-      const nodes = Object.values(await redis.hgetall(keys.nodes));
-      redis.disconnect();
-      const here = nodes.map((n) => JSON.parse(n) as NodeInfo).find((n) => n.state === 'alive' && n.id !== cluster.remoteNodeId)!;
-      const back = await get(sumArray.options({ schedulingStrategy: { nodeId: here.id, soft: false } }).remote(made));
-      expect(back).toEqual({ sum: 8 * N, node: here.id });
+      try {
+        const nodes = Object.values(await redis.hgetall(keys.nodes)).map((n) => JSON.parse(n) as NodeInfo);
+        const remote = nodes.find((n) => n.id === cluster.remoteNodeId)!;
+        const here = nodes.find((n) => n.state === 'alive' && n.id !== cluster.remoteNodeId)!;
+        // Made there, in that machine's shared memory (out of sight here): this node's agent pulls a copy
+        // from that node's agent into its own store, and the driver reads it from there.
+        const held: { ref?: Ref<Float64Array> } = { ref: fill.options(far).remote(N, 8) };
+        const out = await get(held.ref!);
+        expect(out[N - 1]).toBe(8);
+        expect(out.length).toBe(N);
+        const id = held.ref!.id;
+        expect((await record(redis, id)).store).toBe(remote.store!.id);
+        const pulled = await redis.smembers(storeKeys.copies(keys.prefix, id));
+        expect(pulled).toHaveLength(1);
+        expect(pulled[0].startsWith(`${here.store!.id}|`)).toBe(true);
+        // The copy goes with the object.
+        delete held.ref;
+        await collectGarbage();
+        await eventually(async () => !(await redis.exists(storeKeys.copies(keys.prefix, id), keys.value(id))), 'the object and its copy were freed');
+
+        // Put here, read there by two tasks: one copy pulled into that node's store serves both.
+        const ref = await put(new Float64Array(N).fill(3));
+        const sums = await get([sumArray.options(far).remote(ref), sumArray.options(far).remote(ref)]);
+        for (const s of sums) expect(s).toEqual({ sum: 3 * N, node: cluster.remoteNodeId });
+        const copies = await redis.smembers(storeKeys.copies(keys.prefix, ref.id));
+        expect(copies).toHaveLength(1);
+        expect(copies[0].startsWith(`${remote.store!.id}|`)).toBe(true);
+
+        // A result made there, read by a task here.
+        const made = fill.options(far).remote(N, 2);
+        const back = await get(sumArray.options({ schedulingStrategy: { nodeId: here.id, soft: false } }).remote(made));
+        expect(back).toEqual({ sum: 2 * N, node: here.id });
+      } finally {
+        redis.disconnect();
+      }
     } finally {
       await shutdown();
       await machine.stop();

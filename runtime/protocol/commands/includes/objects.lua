@@ -3,13 +3,20 @@
 local P = ARGV[1]
 
 -- Deletes an object's value; a record of bytes in a node's object store (tag byte 3,
--- `store|...`) is queued for that store's agent, which deletes the files.
+-- `store|...`) is queued for that store's agent, which deletes the files, and so is each
+-- copy other agents pulled (`store:copies:<id>`).
 local function dropValue(id)
   local vkey = P .. ':v:' .. id
   if redis.call('GETRANGE', vkey, 0, 0) == '\3' then
-    local record = string.sub(redis.call('GET', vkey), 2)
-    local store = string.match(record, '^([^|]+)|')
-    if store then redis.call('RPUSH', P .. ':store:free:' .. store, record .. '|' .. id) end
+    local records = { string.sub(redis.call('GET', vkey), 2) }
+    -- Copies other nodes' agents pulled into their stores go too.
+    local copiesKey = P .. ':store:copies:' .. id
+    for _, c in ipairs(redis.call('SMEMBERS', copiesKey)) do table.insert(records, c) end
+    redis.call('DEL', copiesKey)
+    for _, record in ipairs(records) do
+      local store = string.match(record, '^([^|]+)|')
+      if store then redis.call('RPUSH', P .. ':store:free:' .. store, record .. '|' .. id) end
+    end
   end
   redis.call('DEL', vkey)
 end
