@@ -58,7 +58,7 @@ async function list(kind: StateKind, o: { address?: string; filter: string[]; li
     } else if (kind === 'objects') {
       const ob = await r.listObjects(q);
       rows = ob;
-      text = () => table(['OBJECT', 'REFS', 'OWNER', 'BYTES'], ob.map((x) => [x.objectId, String(x.refCount), x.owner, String(x.sizeBytes)]));
+      text = () => table(['OBJECT', 'REFS', 'OWNER', 'BYTES', 'WHERE'], ob.map((x) => [x.objectId, String(x.refCount), x.owner, String(x.sizeBytes), x.store ? `${x.location} ${x.store}` : x.location]));
     } else if (kind === 'nodes') {
       const n = await r.listNodes(q);
       rows = n;

@@ -27,7 +27,8 @@ export function formatStatus(s: ClusterStatus): string {
   const alive = s.nodes.filter((n) => n.state === 'alive').length;
   lines.push('', `Nodes: ${alive} alive, ${s.nodes.length - alive} dead`);
   for (const n of s.nodes) {
-    const what = n.state === 'alive' ? `free ${fmt(n.free)} of ${fmt(n.total)}; ${n.workers} workers, ${n.running} running` : `dead ${ago(n.diedAt)} (${n.deathReason ?? 'unknown'})`;
+    const store = n.store && n.storeUsed !== undefined ? `; object store ${mib(n.storeUsed)} of ${mib(n.store.capacity)}` : '';
+    const what = n.state === 'alive' ? `free ${fmt(n.free)} of ${fmt(n.total)}; ${n.workers} workers, ${n.running} running${store}` : `dead ${ago(n.diedAt)} (${n.deathReason ?? 'unknown'})`;
     const labels = n.labels && Object.keys(n.labels).length ? `  labels ${Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',')}` : '';
     lines.push(`  ${n.id}${n.isHeadNode ? ' (head)' : ''}  ${n.state.padEnd(5)}  ${n.host} pid ${n.pid}  ${what}${labels}`);
   }
@@ -61,4 +62,8 @@ export function formatStatus(s: ClusterStatus): string {
     for (const i of s.infeasible) lines.push(`  {${fmt(i.demand)}}${i.task ? ` ${i.task}` : ''}: ${i.waiting ?? '?'} waiting since ${ago(i.since)}`);
   }
   return lines.join('\n');
+}
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

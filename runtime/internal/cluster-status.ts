@@ -2,12 +2,14 @@
 import { Queue } from 'bullmq';
 import { ServingKeys, type HostInfo } from '../protocol/serving';
 import { Keys, type ActorRecord, type DriverInfo, type HeadInfo, type NodeInfo, type PlacementGroupRecord, type Resources } from '../protocol';
+import { storeKeys } from './local-store';
 import { connect, redact, waitForRedis } from './redis';
 
 export interface ClusterStatus {
   address: string;
   head: (Partial<HeadInfo> & { alive: boolean; lastBeat?: number; redisRestarts?: number; redisLastRestart?: number; redisLastExit?: string }) | null;
-  nodes: (NodeInfo & { lastHeartbeat?: number })[];
+  /** storeUsed: bytes in the node's object store, when it has one. */
+  nodes: (NodeInfo & { lastHeartbeat?: number; storeUsed?: number })[];
   total: Resources;
   free: Resources;
   drivers: DriverInfo[];
@@ -40,8 +42,14 @@ export async function readClusterStatus(address: string, namespace?: string): Pr
     ]);
     const hb = new Map<string, number>();
     for (let i = 0; i < hbRaw.length; i += 2) hb.set(hbRaw[i], Number(hbRaw[i + 1]));
-    const nodes = nodesRaw.map((s) => ({ ...(JSON.parse(s) as NodeInfo), lastHeartbeat: undefined as number | undefined }));
+    const nodes = nodesRaw.map((s) => ({ ...(JSON.parse(s) as NodeInfo), lastHeartbeat: undefined as number | undefined, storeUsed: undefined as number | undefined }));
     for (const n of nodes) n.lastHeartbeat = hb.get(n.id);
+    // Bytes in each alive node's object store (its own counter in Redis).
+    const withStore = nodes.filter((n) => n.state === 'alive' && n.store);
+    if (withStore.length) {
+      const used = await redis.mget(...withStore.map((n) => storeKeys.used(keys.prefix, n.store!.id)));
+      withStore.forEach((n, i) => (n.storeUsed = Number(used[i]) || 0));
+    }
     nodes.sort((a, b) => Number(b.state === 'alive') - Number(a.state === 'alive') || a.startedAt - b.startedAt);
     const total: Resources = {};
     const free: Resources = {};

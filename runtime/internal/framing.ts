@@ -14,7 +14,7 @@ const MAGIC = 0x3146444e; // "NDF1", little-endian
 const HEADER = 16;
 const ENTRY = 16;
 /** Extension type of a section placeholder in the skeleton: [index, kind]. */
-const SECTION_EXT = 0x70;
+const SECTION_EXT = 0x71; // msgpackr itself uses 0x42, 0x62, 0x65, 0x69, 0x70, 0x73, 0x74, 0x78 and 0xff; ours 0x6e and 0x6f (serialization.ts)
 
 /** The typed arrays that travel out of band, by the kind number written in the skeleton. */
 const KINDS = [
@@ -61,41 +61,56 @@ function kindOf(v: ArrayBufferView): number {
 
 /**
  * The value with each typed array or Buffer of at least `min` bytes replaced by a Section, and those arrays.
- * Only plain objects and arrays on the way to them are copied (shallowly); the caller's value is untouched.
- * An array inside anything else (a Map, a class instance) stays in the skeleton.
+ * Only plain objects and arrays on the way to them are copied (shallowly), each once, so shared references
+ * and cycles among them keep their shape; the caller's value is untouched. An array inside anything else (a
+ * Map, a class instance) stays in the skeleton.
  */
 function extract(value: unknown, min: number): { value: unknown; sections: ArrayBufferView[] } {
   const sections: ArrayBufferView[] = [];
-  const onPath = new Set<object>();
-  const visit = (v: unknown, depth: number): unknown => {
-    if (typeof v !== 'object' || v === null || depth > 64) return v;
-    if (ArrayBuffer.isView(v)) {
-      const kind = kindOf(v);
-      if (kind < 0 || v.byteLength < min) return v;
-      sections.push(v);
-      return new Section(sections.length - 1, kind);
-    }
-    if (onPath.has(v)) return v;
-    const plain = Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null;
-    if (!plain) return v;
-    onPath.add(v);
-    let copy: Record<string, unknown> | undefined;
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) {
-        const r = visit(v[i], depth + 1);
-        if (r !== v[i]) (copy ??= v.slice() as unknown as Record<string, unknown>)[i] = r;
-      }
-    } else {
-      for (const k of Object.keys(v)) {
-        const x = (v as Record<string, unknown>)[k];
-        const r = visit(x, depth + 1);
-        if (r !== x) (copy ??= { ...(v as Record<string, unknown>) })[k] = r;
-      }
-    }
-    onPath.delete(v);
-    return copy ?? v;
+  const large = (v: unknown): v is ArrayBufferView => ArrayBuffer.isView(v) && v.byteLength >= min && kindOf(v) >= 0;
+  const plain = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
+  // First: which plain containers hold a large array, at any depth.
+  const holds = new Map<object, boolean>();
+  const scan = (v: unknown, depth: number): boolean => {
+    if (large(v)) return true;
+    if (!plain(v) || depth > 64) return false;
+    const known = holds.get(v);
+    if (known !== undefined) return known;
+    holds.set(v, false); // on the way: a cycle back here adds nothing
+    let found = false;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) if (scan(x, depth + 1)) found = true;
+    holds.set(v, found);
+    return found;
   };
-  return { value: visit(value, 0), sections };
+  if (!scan(value, 0)) return { value, sections };
+  // Then: copies of those containers (each made before its children, so a cycle finds it), arrays as Sections.
+  const copies = new Map<object, unknown>();
+  const placed = new Map<ArrayBufferView, Section>();
+  const build = (v: unknown): unknown => {
+    if (large(v)) {
+      let s = placed.get(v);
+      if (!s) {
+        sections.push(v);
+        placed.set(v, (s = new Section(sections.length - 1, kindOf(v))));
+      }
+      return s;
+    }
+    if (!plain(v) || !holds.get(v)) return v;
+    const made = copies.get(v);
+    if (made) return made;
+    if (Array.isArray(v)) {
+      const copy: unknown[] = new Array(v.length);
+      copies.set(v, copy);
+      for (let i = 0; i < v.length; i++) copy[i] = build(v[i]);
+      return copy;
+    }
+    const copy: Record<string, unknown> = Object.getPrototypeOf(v) === null ? Object.create(null) : {};
+    copies.set(v, copy);
+    for (const k of Object.keys(v)) copy[k] = build(v[k]);
+    return copy;
+  };
+  return { value: build(value), sections };
 }
 
 /** A framed value ready to write: its pieces in order (no copies of the sections), their total, the refs inside. */

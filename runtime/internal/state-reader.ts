@@ -5,9 +5,10 @@
  */
 import type { Redis } from 'ioredis';
 import { ConfigError } from '../errors';
-import { Keys, type ActorRecord, type NodeInfo, type PlacementGroupRecord, type Resources } from '../protocol';
+import { Keys, ValueTag, type ActorRecord, type NodeInfo, type PlacementGroupRecord, type Resources } from '../protocol';
 import { EventKind, STATE_VERSION, StateKeys, parseEvents, type PlacementGroupInfo, type TaskEvent } from '../protocol/state';
 import { diedFailure } from './actor-lifecycle';
+import { parseRecord, storeKeys } from './local-store';
 
 export type TaskState = 'PENDING' | 'RUNNING' | 'FINISHED' | 'FAILED';
 export type TaskEventName = 'SUBMITTED' | 'RUNNING' | 'FINISHED' | 'FAILED' | 'RETRIED';
@@ -62,6 +63,10 @@ export interface ObjectInfo {
   /** The driver (or actor) that owns it: it dies with its owner. */
   owner: string;
   sizeBytes: number;
+  /** Where its bytes are: in Redis, or in a node's object store (shared memory, or its spill folder on disk). */
+  location: 'redis' | 'node store' | 'spilled';
+  /** The node store holding it (`<agent pid>-<id>`), when it is in one. */
+  store?: string;
 }
 
 export interface NodeStateInfo {
@@ -278,12 +283,23 @@ export class StateReader {
       const ids = keys.map((k) => k.slice(metaPrefix.length)).filter((id) => id && !id.includes(':'));
       if (!ids.length) continue;
       const pipe = this.redis.pipeline();
-      for (const id of ids) pipe.hmget(this.keys.meta(id), 'rc', 'own', 'ch').strlen(this.keys.value(id));
+      for (const id of ids) pipe.hmget(this.keys.meta(id), 'rc', 'own', 'ch').strlen(this.keys.value(id)).getrange(this.keys.value(id), 0, 0);
       const res = ((await pipe.exec()) ?? []).map(([, r]) => r);
       const rows: (ObjectInfo & { chunks: number })[] = ids.map((id, i) => {
-        const [rc, own, ch] = res[2 * i] as (string | null)[];
-        return { objectId: id, refCount: Number(rc) || 0, owner: own ?? '', sizeBytes: Number(res[2 * i + 1]) || 0, chunks: Number(ch) || 0 };
+        const [rc, own, ch] = res[3 * i] as (string | null)[];
+        return { objectId: id, refCount: Number(rc) || 0, owner: own ?? '', sizeBytes: Number(res[3 * i + 1]) || 0, location: 'redis', chunks: Number(ch) || 0 };
       });
+      // A node store's object: Redis has the record of where it is, with its size.
+      const stored = rows.filter((_, i) => res[3 * i + 2] === String.fromCharCode(ValueTag.Stored));
+      if (stored.length) {
+        const records = await this.redis.mgetBuffer(...stored.map((r) => this.keys.value(r.objectId)));
+        stored.forEach((r, i) => {
+          const head = records[i];
+          if (!head) return;
+          const rec = parseRecord(head);
+          Object.assign(r, { sizeBytes: rec.size, location: rec.spilled ? 'spilled' : 'node store', store: rec.store });
+        });
+      }
       // A chunked value's head is small: its chunks hold the bytes.
       const chunked = rows.filter((r) => r.chunks > 0);
       if (chunked.length) {
@@ -316,9 +332,15 @@ export class StateReader {
       const pipe = this.redis.pipeline();
       for (const k of found) pipe.strlen(k);
       for (const [, n] of (await pipe.exec()) ?? []) bytes += Number(n) || 0;
+      // Objects in node stores: their records are short; the stores' counters hold their bytes (added below).
       // A chunked value is one object: its head key, not its chunks (v:<id>:<i>).
       objects += found.filter((k) => !k.slice(valuePrefix.length).includes(':')).length;
     } while (cursor !== '0' && seen < maxKeys);
+    const stores = Object.values(await this.redis.hgetall(this.keys.nodes))
+      .map((raw) => safeJson<NodeInfo | null>(raw, null))
+      .filter((n): n is NodeInfo => !!n && n.state === 'alive' && !!n.store)
+      .map((n) => storeKeys.used(this.keys.prefix, n.store!.id));
+    if (stores.length) bytes += (await this.redis.mget(...stores)).reduce((n, v) => n + (Number(v) || 0), 0);
     return { objects, bytes, complete: cursor === '0' };
   }
 

@@ -79,6 +79,12 @@ test('objects and nodes are listed: a put object with its owner and size, both n
   expect(mine).toBeDefined();
   expect(mine!.sizeBytes).toBeGreaterThan(8000);
   expect(mine!.refCount).toBeGreaterThanOrEqual(1);
+  expect(mine!.location).toBe('redis');
+  // A large one is in a node's store: its size is the object's, not its record's.
+  const large = await put(new Float64Array(256 * 1024));
+  const listed = (await listObjects({ limit: 100_000 })).find((o) => o.objectId === large.id);
+  expect(listed).toMatchObject({ location: 'node store', store: expect.stringMatching(/^\d+-/) });
+  expect(listed!.sizeBytes).toBeGreaterThan(2 * 1024 * 1024);
   const nodes = await listNodes({ filter: { state: 'ALIVE' } });
   expect(nodes.map((n) => n.nodeId).sort()).toEqual(cluster.agents.map((a) => a.nodeId).sort());
   expect(nodes.every((n) => n.total.CPU === 1)).toBe(true);
