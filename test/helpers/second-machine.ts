@@ -100,3 +100,23 @@ export class SecondMachine {
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
   }
 }
+
+/**
+ * Runs `body` on a cluster with a second machine (hiding `hide` from it), stopped afterwards. Where this machine
+ * cannot make one, asserts that it says why (needs root, ip netns, mount namespaces; .ci/run runs as root) and
+ * runs nothing.
+ */
+export async function onSecondMachine(hide: string, body: (cluster: SecondMachineCluster) => Promise<void>): Promise<void> {
+  const machine = new SecondMachine(hide);
+  const why = machine.unavailable();
+  if (why) {
+    expect(why).toMatch(/needs/);
+    return;
+  }
+  const cluster = await machine.start();
+  try {
+    await body(cluster);
+  } finally {
+    await machine.stop();
+  }
+}

@@ -9,7 +9,7 @@ import { startGateway, type Gateway } from '../../gateway/gateway';
 import { getJob, jobLogs, listJobs, submitJob, waitForJob, type JobLogEntry } from '../../jobs';
 import { entryPoint } from '../../runtime/internal/launcher';
 import { eventually, processAlive, useCluster } from '../helpers/cluster';
-import { SecondMachine } from '../helpers/second-machine';
+import { onSecondMachine } from '../helpers/second-machine';
 import { readSse } from '../helpers/services';
 
 // The head's node runs jobs that ask for nothing; the second node has the `accel` a job can ask for.
@@ -234,22 +234,12 @@ test('a job whose node dies is marked failed, with a message naming the node', a
 });
 
 test('a job runs its driver on a second machine that has nothing of its code: shipped, unpacked there, and run', async () => {
-  const machine = new SecondMachine(APP);
-  const why = machine.unavailable();
-  if (why) {
-    // Needs root (ip netns, mount namespaces); .ci/run runs as root.
-    expect(why).toMatch(/needs/);
-    return;
-  }
-  const far = await machine.start();
-  try {
+  await onSecondMachine(APP, async (far) => {
     // Submitted from here; the folder it comes from is an empty tmpfs there.
     const job = await submitJob({ entrypoint: 'tsx main.ts squares', runtimeEnv: { workingDir: APP, env: { MODE: 'far' } }, resources: { secondMachine: 1 }, address: far.address });
     const done = await waitForJob(job.id, { address: far.address, timeout: 60_000 });
     const log = text(await entriesAt(far.address, job.id));
     expect(done).toMatchObject({ status: 'succeeded', exitCode: 0, node: far.remoteNodeId });
     expect(log).toMatch(/sum of squares: 30 \(MODE=far, cwd=\S+\/cache\/agent-\S+\/pkg-\w+\)/);
-  } finally {
-    await machine.stop();
-  }
+  });
 });

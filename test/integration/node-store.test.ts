@@ -6,7 +6,7 @@ import { ObjectLostError, get, init, put, shutdown, type Ref } from '../../runti
 import { parseRecord, storeKeys } from '../../runtime/internal/local-store';
 import { Keys, ValueTag, type NodeInfo } from '../../runtime/protocol';
 import { collectGarbage, eventually, startCluster, type TestCluster } from '../helpers/cluster';
-import { SecondMachine } from '../helpers/second-machine';
+import { onSecondMachine } from '../helpers/second-machine';
 import { countedFill, echo, fill, sumArray } from '../fixtures/tasks';
 
 const keys = new Keys();
@@ -138,57 +138,49 @@ describe('the node-local object store (one machine, two nodes)', () => {
 describe('the node-local object store across machines', () => {
   test('objects in one machine’s store reach tasks and drivers on another, pulled by the reading node’s agent from the holding node’s agent', async () => {
     const hidden = mkdtempSync(join(tmpdir(), 'nodus-store-hide-'));
-    const machine = new SecondMachine(hidden);
-    const why = machine.unavailable();
-    if (why) {
-      // Needs root (ip netns, mount namespaces); .ci/run runs as root.
-      expect(why).toMatch(/needs/);
-      return;
-    }
-    const cluster = await machine.start();
-    try {
-      await init({ address: cluster.address, logToDriver: false });
-      const far = { resources: { secondMachine: 1 } };
-      const redis = new Redis(cluster.address);
+    await onSecondMachine(hidden, async (cluster) => {
       try {
-        const nodes = Object.values(await redis.hgetall(keys.nodes)).map((n) => JSON.parse(n) as NodeInfo);
-        const remote = nodes.find((n) => n.id === cluster.remoteNodeId)!;
-        const here = nodes.find((n) => n.state === 'alive' && n.id !== cluster.remoteNodeId)!;
-        // Made there, in that machine's shared memory (out of sight here): this node's agent pulls a copy
-        // from that node's agent into its own store, and the driver reads it from there.
-        const held: { ref?: Ref<Float64Array> } = { ref: fill.options(far).remote(N, 8) };
-        const out = await get(held.ref!);
-        expect(out[N - 1]).toBe(8);
-        expect(out.length).toBe(N);
-        const id = held.ref!.id;
-        expect((await record(redis, id)).store).toBe(remote.store!.id);
-        const pulled = await redis.smembers(storeKeys.copies(keys.prefix, id));
-        expect(pulled).toHaveLength(1);
-        expect(pulled[0].startsWith(`${here.store!.id}|`)).toBe(true);
-        // The copy goes with the object.
-        delete held.ref;
-        await collectGarbage();
-        await eventually(async () => !(await redis.exists(storeKeys.copies(keys.prefix, id), keys.value(id))), 'the object and its copy were freed');
+        await init({ address: cluster.address, logToDriver: false });
+        const far = { resources: { secondMachine: 1 } };
+        const redis = new Redis(cluster.address);
+        try {
+          const nodes = Object.values(await redis.hgetall(keys.nodes)).map((n) => JSON.parse(n) as NodeInfo);
+          const remote = nodes.find((n) => n.id === cluster.remoteNodeId)!;
+          const here = nodes.find((n) => n.state === 'alive' && n.id !== cluster.remoteNodeId)!;
+          // Made there, in that machine's shared memory (out of sight here): this node's agent pulls a copy
+          // from that node's agent into its own store, and the driver reads it from there.
+          const held: { ref?: Ref<Float64Array> } = { ref: fill.options(far).remote(N, 8) };
+          const out = await get(held.ref!);
+          expect(out[N - 1]).toBe(8);
+          expect(out.length).toBe(N);
+          const id = held.ref!.id;
+          expect((await record(redis, id)).store).toBe(remote.store!.id);
+          const pulled = await redis.smembers(storeKeys.copies(keys.prefix, id));
+          expect(pulled).toHaveLength(1);
+          expect(pulled[0].startsWith(`${here.store!.id}|`)).toBe(true);
+          // The copy goes with the object.
+          delete held.ref;
+          await collectGarbage();
+          await eventually(async () => !(await redis.exists(storeKeys.copies(keys.prefix, id), keys.value(id))), 'the object and its copy were freed');
 
-        // Put here, read there by two tasks: one copy pulled into that node's store serves both.
-        const ref = await put(new Float64Array(N).fill(3));
-        const sums = await get([sumArray.options(far).remote(ref), sumArray.options(far).remote(ref)]);
-        for (const s of sums) expect(s).toEqual({ sum: 3 * N, node: cluster.remoteNodeId });
-        const copies = await redis.smembers(storeKeys.copies(keys.prefix, ref.id));
-        expect(copies).toHaveLength(1);
-        expect(copies[0].startsWith(`${remote.store!.id}|`)).toBe(true);
+          // Put here, read there by two tasks: one copy pulled into that node's store serves both.
+          const ref = await put(new Float64Array(N).fill(3));
+          const sums = await get([sumArray.options(far).remote(ref), sumArray.options(far).remote(ref)]);
+          for (const s of sums) expect(s).toEqual({ sum: 3 * N, node: cluster.remoteNodeId });
+          const copies = await redis.smembers(storeKeys.copies(keys.prefix, ref.id));
+          expect(copies).toHaveLength(1);
+          expect(copies[0].startsWith(`${remote.store!.id}|`)).toBe(true);
 
-        // A result made there, read by a task here.
-        const made = fill.options(far).remote(N, 2);
-        const back = await get(sumArray.options({ schedulingStrategy: { nodeId: here.id, soft: false } }).remote(made));
-        expect(back).toEqual({ sum: 2 * N, node: here.id });
+          // A result made there, read by a task here.
+          const made = fill.options(far).remote(N, 2);
+          const back = await get(sumArray.options({ schedulingStrategy: { nodeId: here.id, soft: false } }).remote(made));
+          expect(back).toEqual({ sum: 2 * N, node: here.id });
+        } finally {
+          redis.disconnect();
+        }
       } finally {
-        redis.disconnect();
+        await shutdown();
       }
-    } finally {
-      await shutdown();
-      await machine.stop();
-      rmSync(hidden, { recursive: true, force: true });
-    }
+    }).finally(() => rmSync(hidden, { recursive: true, force: true }));
   });
 });

@@ -12,7 +12,7 @@ import { ActorDiedError, RuntimeEnvError, get, init, shutdown } from '../../runt
 import { freePort, spawnAgent, spawnIngress, stopProcess, type StartedProcess } from '../../runtime/internal/launcher';
 import { GreeterActor, nested, shout, whereAmI } from '../fixtures/runtime-env/app/tasks';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { SecondMachine } from '../helpers/second-machine';
+import { onSecondMachine } from '../helpers/second-machine';
 
 const APP = join(__dirname, '..', 'fixtures', 'runtime-env', 'app');
 const CLI = join(__dirname, '..', '..', 'dist', 'scripts', 'cli.js');
@@ -151,75 +151,66 @@ describe('runtime envs', () => {
 
 describe('a second machine without the code', () => {
   test('a node in its own network namespace, with the code hidden from it, runs shipped tasks and actors', async () => {
-    const machine = new SecondMachine(APP);
-    const why = machine.unavailable();
-    if (why) {
-      // Needs root (ip netns, mount namespaces); .ci/run runs as root.
-      expect(why).toMatch(/needs/);
-      return;
-    }
-    const cluster = await machine.start();
-    try {
-      await init({ address: cluster.address, logToDriver: false, runtimeEnv: { workingDir: APP, env: { WHO: 'shipped' } } });
-      const far = { resources: { secondMachine: 1 } };
-      const where = await get(whereAmI.options(far).remote('WHO', join(APP, 'tasks.ts')));
-      expect(where.node).toBe(cluster.remoteNodeId);
-      expect(where.value).toBe('shipped');
-      // The folder the code was shipped from is empty there.
-      expect(where.sees).toBe(false);
-      expect(await get(shout.options(far).remote('far away'))).toBe('FAR AWAY!');
-      const actor = GreeterActor.options({ ...far, numCpus: 0 }).remote('there');
-      expect(await get(actor.greet.remote())).toBe('HELLO THERE!');
-      expect(await get(actor.where.remote('WHO'))).toMatchObject({ value: 'shipped', node: cluster.remoteNodeId });
-    } finally {
-      await shutdown();
-      await machine.stop();
-    }
+    await onSecondMachine(APP, async (cluster) => {
+      try {
+        await init({ address: cluster.address, logToDriver: false, runtimeEnv: { workingDir: APP, env: { WHO: 'shipped' } } });
+        const far = { resources: { secondMachine: 1 } };
+        const where = await get(whereAmI.options(far).remote('WHO', join(APP, 'tasks.ts')));
+        expect(where.node).toBe(cluster.remoteNodeId);
+        expect(where.value).toBe('shipped');
+        // The folder the code was shipped from is empty there.
+        expect(where.sees).toBe(false);
+        expect(await get(shout.options(far).remote('far away'))).toBe('FAR AWAY!');
+        const actor = GreeterActor.options({ ...far, numCpus: 0 }).remote('there');
+        expect(await get(actor.greet.remote())).toBe('HELLO THERE!');
+        expect(await get(actor.where.remote('WHO'))).toMatchObject({ value: 'shipped', node: cluster.remoteNodeId });
+      } finally {
+        await shutdown();
+      }
+    });
   });
 
   test('nodus serve run --working-dir puts a replica on that machine, running the shipped app, answering through the ingress', async () => {
-    const machine = new SecondMachine(APP);
-    if (machine.unavailable()) return expect(machine.unavailable()).toMatch(/needs/);
-    const cluster = await machine.start();
-    const dir = mkdtempSync(join(tmpdir(), 'nodus-serve-far-'));
-    let ingress: StartedProcess | undefined;
-    try {
-      const port = await freePort();
-      ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(dir, 'serve.log'), port, env: { NODUS_SESSION_DIR: dir } });
-      // Half the machine's `secondMachine` each: a redeploy starts the new replica before it stops the old one.
-      const serveRun = () =>
-        run(process.execPath, [CLI, 'serve', 'run', 'server.ts', '--name', 'far', '--working-dir', APP, '--env', 'WHO=served', '--resources', '{"secondMachine": 0.5}', '--detach', '--address', cluster.address], {
-          cwd: APP,
-          env: { ...process.env, NODUS_SESSION_DIR: dir },
-          timeout: 120_000,
-        });
-      const first = await serveRun();
-      expect(first.stdout).toMatch(/Working dir \S+: \d+ files, [\d.]+ KiB (shipped to the cluster|in the cluster already)/);
-      expect(first.stdout).toMatch(/far is running at http:\/\/127\.0\.0\.1:\d+\/far/);
-      const ask = async () => {
-        const res = await fetch(`http://127.0.0.1:${port}/far/?say=from afar&path=${encodeURIComponent(join(APP, 'server.ts'))}`, { signal: AbortSignal.timeout(30_000) });
-        expect(res.status).toBe(200);
-        return (await res.json()) as { said: string; value: string; node: string; cwd: string; sees: boolean };
-      };
-      // The app and its dependency come from the working dir, unpacked on that machine, where the folder is hidden.
-      expect(await ask()).toMatchObject({ said: 'FROM AFAR!', value: 'served', node: cluster.remoteNodeId, sees: false });
-      expect((await ask()).cwd).toMatch(/\/cache\/agent-\S+\/pkg-\w+$/);
-      // In another network namespace its loopback port is out of reach: the ingress calls it as an actor.
-      const status = JSON.parse((await run(process.execPath, [CLI, 'serve', 'status', '--json', '--address', cluster.address], { env: { ...process.env, NODUS_SESSION_DIR: dir } })).stdout) as {
-        apps: { name: string; runtimeEnv?: { pkg?: string }; module: string; state: { replicas: { node: string; directPort?: number }[] } }[];
-      };
-      const far = status.apps.find((a) => a.name === 'far')!;
-      expect(far).toMatchObject({ module: 'server.ts', runtimeEnv: { pkg: expect.stringMatching(/^[0-9a-f]+$/) } });
-      expect(far.state.replicas).toEqual([expect.objectContaining({ node: cluster.remoteNodeId })]);
-      expect(far.state.replicas[0].directPort).toBeUndefined();
-      // The same folder again: nothing uploaded, and the redeploy rolls onto a replica there too.
-      const again = await serveRun();
-      expect(again.stdout).toMatch(/Working dir \S+: \d+ files, [\d.]+ KiB, in the cluster already/);
-      expect(await ask()).toMatchObject({ said: 'FROM AFAR!', value: 'served', node: cluster.remoteNodeId });
-    } finally {
-      if (ingress) await stopProcess(ingress.pid, 3000);
-      await machine.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await onSecondMachine(APP, async (cluster) => {
+      const dir = mkdtempSync(join(tmpdir(), 'nodus-serve-far-'));
+      let ingress: StartedProcess | undefined;
+      try {
+        const port = await freePort();
+        ingress = await spawnIngress({ address: cluster.address, attached: true, logFile: join(dir, 'serve.log'), port, env: { NODUS_SESSION_DIR: dir } });
+        // Half the machine's `secondMachine` each: a redeploy starts the new replica before it stops the old one.
+        const serveRun = () =>
+          run(process.execPath, [CLI, 'serve', 'run', 'server.ts', '--name', 'far', '--working-dir', APP, '--env', 'WHO=served', '--resources', '{"secondMachine": 0.5}', '--detach', '--address', cluster.address], {
+            cwd: APP,
+            env: { ...process.env, NODUS_SESSION_DIR: dir },
+            timeout: 120_000,
+          });
+        const first = await serveRun();
+        expect(first.stdout).toMatch(/Working dir \S+: \d+ files, [\d.]+ KiB (shipped to the cluster|in the cluster already)/);
+        expect(first.stdout).toMatch(/far is running at http:\/\/127\.0\.0\.1:\d+\/far/);
+        const ask = async () => {
+          const res = await fetch(`http://127.0.0.1:${port}/far/?say=from afar&path=${encodeURIComponent(join(APP, 'server.ts'))}`, { signal: AbortSignal.timeout(30_000) });
+          expect(res.status).toBe(200);
+          return (await res.json()) as { said: string; value: string; node: string; cwd: string; sees: boolean };
+        };
+        // The app and its dependency come from the working dir, unpacked on that machine, where the folder is hidden.
+        expect(await ask()).toMatchObject({ said: 'FROM AFAR!', value: 'served', node: cluster.remoteNodeId, sees: false });
+        expect((await ask()).cwd).toMatch(/\/cache\/agent-\S+\/pkg-\w+$/);
+        // In another network namespace its loopback port is out of reach: the ingress calls it as an actor.
+        const status = JSON.parse((await run(process.execPath, [CLI, 'serve', 'status', '--json', '--address', cluster.address], { env: { ...process.env, NODUS_SESSION_DIR: dir } })).stdout) as {
+          apps: { name: string; runtimeEnv?: { pkg?: string }; module: string; state: { replicas: { node: string; directPort?: number }[] } }[];
+        };
+        const far = status.apps.find((a) => a.name === 'far')!;
+        expect(far).toMatchObject({ module: 'server.ts', runtimeEnv: { pkg: expect.stringMatching(/^[0-9a-f]+$/) } });
+        expect(far.state.replicas).toEqual([expect.objectContaining({ node: cluster.remoteNodeId })]);
+        expect(far.state.replicas[0].directPort).toBeUndefined();
+        // The same folder again: nothing uploaded, and the redeploy rolls onto a replica there too.
+        const again = await serveRun();
+        expect(again.stdout).toMatch(/Working dir \S+: \d+ files, [\d.]+ KiB, in the cluster already/);
+        expect(await ask()).toMatchObject({ said: 'FROM AFAR!', value: 'served', node: cluster.remoteNodeId });
+      } finally {
+        if (ingress) await stopProcess(ingress.pid, 3000);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });
