@@ -1,4 +1,4 @@
-/** @module Remote functions of the `npm start` demo: count primes in a range, and say where it ran. */
+/** @module Remote functions of the `npm start` demo: count primes in a range, sum a large array, and say where it ran. */
 import { getRuntimeContext, remote } from '../../runtime';
 
 /** Trial division: enough for the demo's ranges. */
@@ -15,4 +15,11 @@ export const countPrimes = remote(function countPrimes(lo: number, hi: number) {
   for (let n = lo; n < hi; n++) if (isPrime(n)) count++;
   const ctx = getRuntimeContext();
   return { lo, hi, count, node: ctx.nodeId ?? '?', pid: process.pid };
+});
+
+/** Sums a large array (read from the node's object store) and reports where. */
+export const sumOf = remote(function sumOf(values: Float64Array) {
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) sum += values[i];
+  return { sum, node: getRuntimeContext().nodeId ?? '?', pid: process.pid };
 });
