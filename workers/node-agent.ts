@@ -77,9 +77,6 @@ function newNodeId(): string {
   return `node-${randomBytes(4).toString('hex')}`;
 }
 
-/** A lingering lease that took a job itself: how long before the agent looks for the jobs behind it. */
-const RECHECK_MS = 2;
-
 /** Idle agents look for work this often even without a wake-up message (one may be missed on reconnect). */
 const POLL_MS = 1000;
 
@@ -446,23 +443,16 @@ export class NodeAgent {
     // One lease per queue on this node may linger: more would all wake for each job and find it taken.
     const linger = !this.lingerSlots.has(shape.key);
     if (linger) this.lingerSlots.set(shape.key, token);
-    // Busy again: the jobs queued behind the one it took are looked for a moment later, unless it is idle
-    // again by then. A loop of get(f.remote()) has one job at a time, and this lease's task takes well under
-    // that: looking at once would cost the agent a fetch per task and, on a busy machine, a fetch that
-    // arrives after the caller's next job is queued takes it from the lingering lease, through seven hops.
-    let recheck: NodeJS.Timeout | undefined;
-    const setIdle = (now: boolean, at = true) => {
+    const setIdle = (now: boolean) => {
       if (!linger || this.idleQueues.has(shape.key) === now) return;
-      clearTimeout(recheck);
       if (now) this.idleQueues.add(shape.key);
       else {
         this.idleQueues.delete(shape.key);
-        if (at) this.wake();
-        else recheck = setTimeout(() => this.wake(), RECHECK_MS);
+        this.wake();
       }
     };
     const onStart = (t: TaskStart) => {
-      setIdle(false, false);
+      setIdle(false);
       if (run) this.running.delete(run.id);
       run = { id: t.id, jobId: t.job, index: t.index, token, shape, worker, job: t.job === job.id ? job : undefined, cancelled: this.cancelled.has(t.id) };
       const r = run;
@@ -486,7 +476,6 @@ export class NodeAgent {
       else if (run) await this.onWorkerExit(run, err).catch((e) => this.o.logger.error({ job: run?.id, err: String(e) }, 'could not finish job'));
     } finally {
       setIdle(false);
-      clearTimeout(recheck);
       if (linger) this.lingerSlots.delete(shape.key);
       if (run) this.running.delete(run.id);
       if (shape.demand.memory) this.memory.unwatch(worker.pid);
