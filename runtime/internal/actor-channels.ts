@@ -11,6 +11,8 @@ import type { ProcessState } from './tasks';
 const RETRY_MS = 1000;
 /** A channel whose actor has not answered its hello by then is given up (calls use the mailbox). */
 const HELLO_MS = 2000;
+/** How long a call left unanswered by a dropped channel waits before its fate is looked up (see resend). */
+const RESEND_GRACE_MS = 300;
 
 
 interface Channel {
@@ -154,8 +156,14 @@ export class ActorChannels {
     return /^(127\.|::1$|::ffff:127\.)/.test(mine);
   }
 
-  /** A call sent over a channel that dropped before its answer: see actor-resend. */
+  /**
+   * A call sent over a channel that dropped before its answer: see actor-resend. Decided only after
+   * RESEND_GRACE_MS: the actor writes its take (the durable mark that it has the call) as it starts the
+   * method, so a take still on its way when the channel dropped — the actor alive, or its process just
+   * killed with the write in the kernel's buffer — lands first, and the call is not queued a second time.
+   */
   private async resend(actorId: string, id: string, raw: Buffer): Promise<void> {
+    await new Promise((r) => setTimeout(r, RESEND_GRACE_MS).unref());
     if (this.state.closed) return;
     try {
       const c = decode<unknown[]>(raw);
