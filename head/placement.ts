@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { SerializedFailure } from '../runtime/errors';
 import { actorFailure, endActor } from '../runtime/internal/actor-lifecycle';
+import { coalescing } from '../runtime/internal/coalesce';
 import { failureBytes, settleCall } from '../runtime/internal/object-store';
 import { cancelGroupTasks } from '../runtime/internal/placement-groups';
 import { planBundles } from '../runtime/internal/placement-plan';
@@ -44,8 +45,6 @@ const PREPARE_TIMEOUT_MS = 5000;
  */
 export class PlacementGroups {
   private sub: Redis | undefined;
-  private running = false;
-  private again = false;
 
   constructor(private readonly o: PlacementContext) {}
 
@@ -59,22 +58,10 @@ export class PlacementGroups {
   }
 
   /** Runs a pass now (one at a time; a kick during a pass runs another after it). */
-  kick(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = true;
-    void this.pass()
-      .catch((err) => this.o.logger.warn({ err: String(err) }, 'placement pass failed'))
-      .finally(() => {
-        this.running = false;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
-  }
+  readonly kick = coalescing(
+    () => this.pass(),
+    (err) => this.o.logger.warn({ err: String(err) }, 'placement pass failed'),
+  );
 
   private async pass(): Promise<void> {
     const { redis, keys } = this.o;

@@ -16,6 +16,7 @@ import { fits } from '../runtime/internal/policy';
 import { sessionDir } from '../runtime/internal/session';
 import type { DriverInfo, Keys, NodeInfo, Resources, RuntimeEnvDescriptor } from '../runtime/protocol';
 import { JOB_STOP_GRACE_MS, JOBS_PROTOCOL_VERSION, JobKeys, type JobInfo, type JobMessage } from '../runtime/protocol/jobs';
+import { coalescing } from '../runtime/internal/coalesce';
 import { driverEnv } from './driver-env';
 
 export interface JobSupervisorOptions {
@@ -63,8 +64,6 @@ export class JobSupervisor {
   private readonly jobKeys: JobKeys;
   private readonly running = new Map<string, Running>();
   private timer: NodeJS.Timeout | undefined;
-  private polling: Promise<void> | undefined;
-  private again = false;
   private closing = false;
 
   constructor(private readonly o: JobSupervisorOptions) {
@@ -97,21 +96,13 @@ export class JobSupervisor {
 
   /** Looks for pending jobs (one look at a time; a call meanwhile makes it look once more). */
   poll(): void {
-    if (this.closing) return;
-    if (this.polling) {
-      this.again = true;
-      return;
-    }
-    this.polling = this.takePending()
-      .catch((err) => this.o.logger.debug({ err: String(err) }, 'looking for pending jobs failed'))
-      .finally(() => {
-        this.polling = undefined;
-        if (this.again) {
-          this.again = false;
-          this.poll();
-        }
-      });
+    if (!this.closing) this.look();
   }
+
+  private readonly look = coalescing(
+    () => this.takePending(),
+    (err) => this.o.logger.debug({ err: String(err) }, 'looking for pending jobs failed'),
+  );
 
   private async takePending(): Promise<void> {
     const ids = await this.o.redis.zrange(this.jobKeys.pending, 0, 99);

@@ -6,7 +6,7 @@
  */
 import { createReadStream, createWriteStream, existsSync, statfsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { networkInterfaces, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Keys, StoreInfo } from '../runtime/protocol';
-import { DEFAULT_STORE_MIN_BYTES, POOL_DIR, newSecret, parseRecord, recordBytes, storeKeys, type StoredRecord } from '../runtime/internal/local-store';
+import { DEFAULT_STORE_MIN_BYTES, POOL_DIR, fetchObject, newSecret, parseRecord, recordBytes, storeKeys, type StoredRecord } from '../runtime/internal/local-store';
 
 export interface StoreSettings {
   /** Folder of the stores of this machine. @default /dev/shm/nodus (os.tmpdir()/nodus-shm without /dev/shm); NODUS_STORE_DIR */
@@ -46,31 +46,12 @@ const REGISTER_COPY = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end r
 
 /** Fetches an object's bytes from the agent that holds it, into one file. */
 async function download(r: StoredRecord, id: string, path: string): Promise<void> {
-  const [ips, port] = r.addr.split(':');
-  let why = 'no address';
-  for (const ip of ips.split(',').filter(Boolean)) {
-    try {
-      const res = await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = request({ host: ip, port: Number(port), agent: false, timeout: 2000, path: `/objects/${encodeURIComponent(id)}?stripes=${r.stripes}&spilled=${r.spilled ? 1 : 0}&store=${encodeURIComponent(r.store)}`, headers: { 'x-nodus-store': r.secret } }, resolve);
-        req.on('timeout', () => req.destroy(new Error('timed out')));
-        req.on('error', reject);
-        req.end();
-      });
-      if (res.statusCode !== 200) {
-        res.resume();
-        why = `answered ${res.statusCode}`;
-        if (res.statusCode === 404) break;
-        continue;
-      }
-      await pipeline(res, createWriteStream(path, { flags: 'w' }));
-      const { size } = await stat(path);
-      if (size !== r.size) throw new Error(`a short copy (${size} of ${r.size} bytes)`);
-      return;
-    } catch (err) {
-      why = (err as Error).message;
-    }
-  }
-  throw new Error(`could not fetch object ${id} from store ${r.store} at ${r.addr}: ${why}`);
+  const why = await fetchObject(r, id, async (res) => {
+    await pipeline(res, createWriteStream(path, { flags: 'w' }));
+    const { size } = await stat(path);
+    if (size !== r.size) throw new Error(`a short copy (${size} of ${r.size} bytes)`);
+  });
+  if (why) throw new Error(`could not fetch object ${id} from store ${r.store} at ${r.addr}: it ${why}`);
 }
 
 /** How often freed objects' files are deleted. */

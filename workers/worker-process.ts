@@ -12,8 +12,8 @@ import { failureBytes, settleCall, storeError, toStoredForm, writeChunks } from 
 import { connect } from '../runtime/internal/redis';
 import { withCommands, type ObjectCommands } from '../runtime/protocol/commands';
 import { isAsyncIterator, produce } from '../runtime/internal/streams';
-import { decode, encode, type Encoded } from '../runtime/internal/serialization';
-import { encodeLarge, frameEncoded } from '../runtime/internal/framing';
+import { decode, encode } from '../runtime/internal/serialization';
+import { encodeForStore } from '../runtime/internal/framing';
 import { isObjectRef } from '../runtime/object-ref';
 import { INLINE_RESULT_BYTES, Keys, Note, isEnvRelative, type ActorCall, type ActorRecord, type FunctionDescriptor, type TaskJob } from '../runtime/protocol';
 import { inheritedEnv } from '../runtime/internal/runtime-env';
@@ -94,23 +94,23 @@ function failureOf(err: unknown, task: string): SerializedFailure {
 /** Encodes a result: inline when small, else written to the object store by this process. */
 async function packResult(ctx: CoreContext, id: string, result: unknown, name: string): Promise<{ value: Buffer | null; chunks: number; inner: string[] }> {
   const store = ctx.store;
-  const packed = store ? encodeLarge(result, `return value of ${name}`, store.minBytes) : { encoded: encode(result, `return value of ${name}`) };
+  const packed = encodeForStore(result, `return value of ${name}`, store?.minBytes ?? null);
   const refs = 'framed' in packed ? packed.framed.refs : packed.encoded.refs;
   // The refs inside must exist before the report (on another connection) holds them.
   if (refs.length) await ctx.settled();
-  if (store && ('framed' in packed || packed.encoded.bytes.length >= store.minBytes)) {
+  if ('framed' in packed) {
     // A large result goes to this node's object store; Redis gets the record of where it is.
-    const framed = 'framed' in packed ? packed.framed : frameEncoded(packed.encoded);
-    const record = await store.write(id, framed.pieces, framed.size);
+    const framed = packed.framed;
+    const record = await store!.write(id, framed.pieces, framed.size);
     try {
       await ctx.redis.set(ctx.keys.value(id), record);
     } catch (err) {
-      await store.discard(id, record);
+      await store!.discard(id, record);
       throw storeError(err, framed.size);
     }
     return { value: null, chunks: 0, inner: refs };
   }
-  const enc = (packed as { encoded: Encoded }).encoded;
+  const enc = packed.encoded;
   const form = toStoredForm(enc.bytes);
   if (!form.chunks.length && form.head.length <= INLINE_RESULT_BYTES) return { value: form.head, chunks: 0, inner: enc.refs };
   try {

@@ -139,6 +139,16 @@ export function encodeLarge(value: unknown, what: string, min: number): { framed
   return { framed: frame(encode(skeleton, what), sections) };
 }
 
+/**
+ * How a value goes out from a process whose node store takes objects of `min` bytes or more (null: no store):
+ * framed when it is that large (its large arrays out of band), else as plain encoded bytes.
+ */
+export function encodeForStore(value: unknown, what: string, min: number | null): { framed: Framed } | { encoded: Encoded } {
+  if (min === null) return { encoded: encode(value, what) };
+  const enc = encodeLarge(value, what, min);
+  return 'encoded' in enc && enc.encoded.bytes.length >= min ? { framed: frameEncoded(enc.encoded) } : enc;
+}
+
 function frame(enc: Encoded, sections: ArrayBufferView[]): Framed {
   const tableEnd = HEADER + ENTRY * sections.length;
   const headLen = tableEnd + enc.bytes.length;

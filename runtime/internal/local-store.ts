@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { ObjectLostError } from '../errors';
@@ -293,7 +293,7 @@ export async function readRecordBytes(head: Buffer, id: string, own: LocalStore 
     const copy = await own.pull(head, id);
     if (copy && (await tryLocal(copy))) return out;
   }
-  const why = await fetchRemote(r, id, out);
+  const why = await fetchObject(r, id, (res) => readInto(res, out, r.size));
   if (why === '') return out;
   throw new ObjectLostError(
     `Object ${id} is lost: its bytes were in the object store of another node (store ${r.store}, served at ${r.addr}), which ${why}. ` +
@@ -322,49 +322,58 @@ async function readLocal(r: StoredRecord, id: string, out: Buffer): Promise<bool
   }
 }
 
-/** Fetches an object from its node's agent into `out`; '' when done, else why not. */
-async function fetchRemote(r: StoredRecord, id: string, out: Buffer): Promise<string> {
+/**
+ * Fetches an object's bytes from the agent of the node that holds it (its addresses in turn, the one that
+ * answered last time first) and hands the answer to `take`, which consumes it (and throws if it falls short).
+ * Resolves to '' when done, else why not. Used by readers and by agents pulling a copy (workers/store-host.ts).
+ */
+export async function fetchObject(r: StoredRecord, id: string, take: (res: IncomingMessage) => Promise<void>): Promise<string> {
   const [ips, port] = r.addr.split(':');
   const candidates = ips.split(',').filter(Boolean);
   const known = reachable.get(r.store);
   if (known) candidates.sort((a, b) => Number(b === known) - Number(a === known));
   let why = 'did not answer';
   for (const ip of candidates) {
-    const res = await fetchFrom(ip, Number(port), r, id, out);
-    if (res === '') {
-      reachable.set(r.store, ip);
-      return '';
+    let res: IncomingMessage;
+    try {
+      res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const path = `/objects/${encodeURIComponent(id)}?stripes=${r.stripes}&spilled=${r.spilled ? 1 : 0}&store=${encodeURIComponent(r.store)}`;
+        const req = request({ host: ip, port: Number(port), agent: false, path, headers: { 'x-nodus-store': r.secret }, timeout: 2000 }, resolve);
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+        req.end();
+      });
+    } catch (err) {
+      why = `cannot be reached (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+      continue;
     }
-    if (res === 'not found') return 'no longer has it';
-    why = res;
+    if (res.statusCode !== 200) {
+      res.resume();
+      if (res.statusCode === 404) return 'no longer has it';
+      why = `answered ${res.statusCode}`;
+      continue;
+    }
+    try {
+      await take(res);
+    } catch (err) {
+      why = `broke off (${(err as Error).message})`;
+      continue;
+    }
+    reachable.set(r.store, ip);
+    return '';
   }
   return why;
 }
 
-function fetchFrom(ip: string, port: number, r: StoredRecord, id: string, out: Buffer): Promise<string> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host: ip, port, agent: false, path: `/objects/${encodeURIComponent(id)}?stripes=${r.stripes}&spilled=${r.spilled ? 1 : 0}&store=${encodeURIComponent(r.store)}`, headers: { 'x-nodus-store': r.secret }, timeout: 2000 },
-      (res) => {
-        if (res.statusCode === 404) {
-          res.resume();
-          return resolve('not found');
-        }
-        if (res.statusCode !== 200) {
-          res.resume();
-          return resolve(`answered ${res.statusCode}`);
-        }
-        let off = 8;
-        res.on('data', (chunk: Buffer) => {
-          off += chunk.copy(out, off);
-        });
-        res.on('end', () => resolve(off === r.size + 8 ? '' : 'sent a short copy'));
-        res.on('error', (err) => resolve(`broke off (${err.message})`));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => resolve(`cannot be reached (${(err as NodeJS.ErrnoException).code ?? err.message})`));
-    req.end();
+/** Reads an answer of `size` bytes into `out` from offset 8 (see framedBuffer). */
+function readInto(res: IncomingMessage, out: Buffer, size: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let off = 8;
+    res.on('data', (chunk: Buffer) => {
+      off += chunk.copy(out, off);
+    });
+    res.on('end', () => (off === size + 8 ? resolve() : reject(new Error(`a short copy (${off - 8} of ${size} bytes)`))));
+    res.on('error', reject);
   });
 }
 

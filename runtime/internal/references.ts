@@ -5,7 +5,7 @@ import { INLINE_RESULT_BYTES, ValueTag, shapeKey } from '../protocol';
 import { actorFailure, endActor } from './actor-lifecycle';
 import type { Batch } from './batch';
 import type { ObjectClient } from './object-connection';
-import { decodeFramed, encodeLarge, frameEncoded, type Framed } from './framing';
+import { decodeFramed, encodeForStore, frameEncoded, type Framed } from './framing';
 import type { LocalStore } from './local-store';
 import { failureBytes, fromStored, newId, readStored, storeError, toStoredForm, writeChunks } from './object-store';
 import { decode, encode } from './serialization';
@@ -304,7 +304,7 @@ export class References {
     try {
       const store = this.state.store;
       // With a node store, large arrays inside the value are written to it from where they are (no copy in msgpack).
-      const enc = store ? encodeLarge(value, 'put() value', store.minBytes) : { encoded: encode(value, 'put() value') };
+      const enc = encodeForStore(value, 'put() value', store?.minBytes ?? null);
       // On the object connection: the ref is handed out only once the write is acknowledged.
       ref = ('framed' in enc ? this.putFramed(store!, enc.framed, this.state.objects) : this.putEncoded(enc.encoded.bytes, enc.encoded.refs, this.state.objects)) as ObjectRef<T>;
     } catch (err) {

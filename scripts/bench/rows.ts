@@ -9,6 +9,8 @@ import { Actor, ConcurrentActor, actorWork, createObjectContainingRef, smallValu
 import { collector, fmt, sleep, summarize, timeit, type Settings } from './measure';
 import { memcpy, moleculerSync, rawBullmq } from './peers';
 import { MiB, redisUsedMemory } from './procmem';
+import { storeKeys } from '../../runtime/internal/local-store';
+import { Keys } from '../../runtime/protocol';
 import { withPeer, type Row } from './report';
 
 const batch = () => Array.from({ length: 1000 }, () => smallValue.remote());
@@ -61,7 +63,7 @@ export async function objectRows(s: Settings, redis: Redis): Promise<Row[]> {
 
 /** Bytes held now: Redis's used memory plus what the node stores hold (their counters). */
 async function heldBytes(redis: Redis): Promise<number> {
-  const used = await redis.keys('nodus:store:used:*');
+  const used = await redis.keys(storeKeys.used(new Keys().prefix, '*'));
   const inStores = used.length ? (await redis.mget(...used)).reduce((n, v) => n + Number(v ?? 0), 0) : 0;
   return (await redisUsedMemory(redis)) + inStores;
 }

@@ -4,7 +4,7 @@
   item notes to the consumer in order. All or none: the first write is where Redis out of memory refuses.
   ARGV: prefix, owner, consumerProc, consumerInbox, then per item: itemId, value, note, innerCount, innerId...
 ]]
-local P = ARGV[1]
+--@include "objects"
 local owner, consumer, inbox = ARGV[2], ARGV[3], ARGV[4]
 local notes = {}
 local i = 5
@@ -15,13 +15,7 @@ while i <= #ARGV do
   redis.call('HSET', metaKey, 'rc', 1, 'own', owner, 'ch', 0)
   redis.call('SADD', P .. ':owned:' .. owner, id)
   redis.call('SADD', P .. ':held:' .. consumer, id)
-  for j = i + 4, i + 3 + n do
-    local innerMeta = P .. ':m:' .. ARGV[j]
-    if redis.call('EXISTS', innerMeta) == 1 then
-      redis.call('HINCRBY', innerMeta, 'rc', 1)
-      redis.call('SADD', P .. ':in:' .. id, ARGV[j])
-    end
-  end
+  holdInner(id, i + 4, i + 3 + n)
   notes[#notes + 1] = note
   i = i + 4 + n
 end

@@ -54,9 +54,9 @@ local function decref(id)
   if redis.call('HINCRBY', metaKey, 'rc', -1) <= 0 then freeObject(id) end
 end
 
--- The object `outer` holds a reference on each object nested in it.
-local function holdInner(outer, first)
-  for i = first, #ARGV do
+-- The object `outer` holds a reference on each object nested in it: ARGV[first..last] (last: the end of ARGV).
+local function holdInner(outer, first, last)
+  for i = first, last or #ARGV do
     local innerMeta = P .. ':m:' .. ARGV[i]
     if redis.call('EXISTS', innerMeta) == 1 then
       redis.call('HINCRBY', innerMeta, 'rc', 1)
