@@ -190,7 +190,9 @@ test.each(['actor calls', 'direct'] as const)('a replica killed under load (%s) 
   const victim = before.state!.replicas[0];
   expect(before.state!.replicas.every((r) => (how === 'direct' ? r.directPort! > 0 : r.directPort === undefined))).toBe(true);
   const gets = load(`/${name}/slow?ms=300`, { clients: 4, requests: 6 });
-  const posts = load(`/${name}/echo?ms=300`, { clients: 4, requests: 6, method: 'POST', body: 'x' });
+  // Eight POST clients, so that the killed replica is all but sure to be serving one (with four, about one run in
+  // sixteen had none there at that moment, and no POST could fail).
+  const posts = load(`/${name}/echo?ms=300`, { clients: 8, requests: 6, method: 'POST', body: 'x' });
   await new Promise((r) => setTimeout(r, 800));
   process.kill(victim.pid!, 'SIGKILL');
   const [g, p] = await Promise.all([gets, posts]);
